@@ -1,0 +1,3 @@
+package sched
+
+var hashSchedulers = map[string]New{}

@@ -1,0 +1,3 @@
+package sched
+
+var listSchedulers = map[string]New{}
