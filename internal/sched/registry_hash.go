@@ -1,3 +1,9 @@
 package sched
 
-var hashSchedulers = map[string]New{}
+var hashSchedulers = map[string]New{
+	"dh":    dhNew,
+	"sh":    shNew,
+	"mh":    mhNew,
+	"lblc":  lblcNew,
+	"lblcr": lblcrNew,
+}
