@@ -1,0 +1,28 @@
+// Command govsadm is govs's ipvsadm: it takes ipvsadm's command line,
+// asks govsd over its unix socket, and prints what ipvsadm prints.
+// Installed (or linked) as ipvsadm it is exactly ipvsadm; as govsadm it
+// also takes --json and --socket.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/govs/govs/internal/ipvsadm"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := ipvsadm.Main(ctx, os.Args, ipvsadm.Env{
+		Stdin:    os.Stdin,
+		Stdout:   os.Stdout,
+		Stderr:   os.Stderr,
+		Getenv:   os.Getenv,
+		Dial:     dial,
+		Resolver: &ipvsadm.SystemResolver{},
+	})
+	stop()
+	os.Exit(code)
+}

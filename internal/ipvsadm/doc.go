@@ -1,0 +1,36 @@
+// Package ipvsadm is govs's ipvsadm: it parses ipvsadm's command line,
+// runs the command against an [api.Director] and prints what ipvsadm
+// prints, byte for byte, with ipvsadm's messages and exit codes.
+//
+// The specification is ipvsadm 1.31's source (ipvsadm.c, libipvs,
+// config_stream.c) and its man page: the popt option table and its
+// parsing rules (clustered short options, optional -p argument, leftover
+// arguments), the commands-versus-options table, the printf formats of
+// every listing, print_largenum's K/M/G/T rule, libipvs's sort order and
+// ipvs_strerror's messages.
+//
+// # Parts
+//
+//   - [Parser] turns argv into a [Command], or an [*ExitError] with
+//     ipvsadm's text for stderr and its exit code (2 for ipvsadm's own
+//     checks, 255 for popt's errors and "Try ... -h").
+//   - [Runner] executes a Command against a Director; [Strerror] maps
+//     govs's sentinel errors (ipvs.ErrNoService, ...) to libipvs's
+//     messages, which depend on the command.
+//   - [Lister] prints listings: -L with -n, --stats, --rate, --exact,
+//     --thresholds, --persistent-conn, --tun-info, --nosort, -c, --timeout,
+//     --daemon, and -S's rules that -R reads back.
+//   - [Main] ties them together for cmd/govsadm. Under the name ipvsadm
+//     it is exactly ipvsadm; under another name it also takes --json
+//     (listings as JSON) and --socket.
+//   - [Resolver] is the name lookup (host and service names both ways);
+//     tests inject a fake, the command uses [SystemResolver].
+//
+// # What it is not
+//
+// It holds no state and talks to no kernel: everything goes through the
+// Director (govsd's API client in production, ipvsadmtest's fake in
+// tests). It does not validate services beyond ipvsadm's own checks; the
+// director applies the kernel's rules and its errors come back as
+// ipvs's sentinels.
+package ipvsadm

@@ -1,0 +1,63 @@
+package ipvsadm_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/govs/govs/internal/ipvsadm"
+	"github.com/govs/govs/internal/ipvsadm/ipvsadmtest"
+)
+
+// FuzzParseArgs: no command line panics the parser, and every failure is
+// an *ExitError with ipvsadm's codes.
+func FuzzParseArgs(f *testing.F) {
+	for _, s := range []string{
+		"-A -t 10.0.0.1:80 -s rr -p 60 -M 255.255.255.0",
+		"-a -t [2001:db8::1]:443 -r [2001:db8::2] -i --tun-type gue --tun-port 6080 --tun-csum",
+		"-Ln --stats --exact",
+		"--set 1 2 3",
+		"--start-daemon master --mcast-group 224.0.0.81 --syncid 3",
+		"-A -f 1 -6 -M 64 -p",
+		"-L -w= -p=-- --x=y -",
+		"-A -t 0x1.2:+80 -b sh-port,,flag-1",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		args := strings.Split(line, " ")
+		for _, compat := range []bool{true, false} {
+			p := &ipvsadm.Parser{Prog: "ipvsadm", Compat: compat, Resolver: newFakeResolver()}
+			c, err := p.Parse(context.Background(), args)
+			if err != nil {
+				ee, ok := err.(*ipvsadm.ExitError)
+				if !ok || (ee.Code != 2 && ee.Code != 255) || !strings.HasSuffix(ee.Msg, "\n") {
+					t.Fatalf("%q: %v", args, err)
+				}
+				continue
+			}
+			_ = c.String()
+		}
+	})
+}
+
+// FuzzRestore: any input to -R runs without panicking, and a restore of
+// -S's output reproduces it.
+func FuzzRestore(f *testing.F) {
+	f.Add("-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.0.0.2:80 -m -w 3\n")
+	f.Add("# comment\nipvsadm -A -u 10.0.0.1:53 -o\n\n-a -u 10.0.0.1:53 -r 10.0.0.2 -x 5 -y 1\r\n")
+	f.Add("-A -f 7 -6 -s sh -b sh-fallback\n-a -f 7 -6 -r [::2]:0 -i --tun-type gre --tun-csum\n")
+	f.Add("-C\n-L -n\n--set 1 2 3\n-R\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		d := ipvsadmtest.New()
+		run(t, d, nil, in, "ipvsadm", "-R")
+		saved := run(t, d, nil, "", "ipvsadm", "-S", "-n").stdout
+		d2 := ipvsadmtest.New()
+		if r := run(t, d2, nil, saved, "ipvsadm", "-R"); r.code != 0 {
+			t.Fatalf("restoring saved rules failed: %+v\n%s", r, saved)
+		}
+		if again := run(t, d2, nil, "", "ipvsadm", "-S", "-n").stdout; again != saved {
+			t.Fatalf("save/restore not stable:\n%s\nvs\n%s", saved, again)
+		}
+	})
+}
