@@ -1,14 +1,3 @@
-// Package conn holds IPVS connection semantics: the TCP and UDP state
-// machines with the kernel's transition tables and timeouts
-// (net/netfilter/ipvs/ip_vs_proto_tcp.c, ip_vs_proto_udp.c), and the
-// connection table with expiry.
-//
-// Two TCP tables exist, as in the kernel: the full table for connections
-// whose packets are seen in both directions (NAT), and the "input only"
-// table for DR and TUN, where the director never sees the server's
-// replies.
-//
-// The package does no I/O and reads no clock: callers pass the time.
 package conn
 
 import (
@@ -80,9 +69,9 @@ type Info struct {
 	Dest    netip.AddrPort `json:"dest"`
 	State   string         `json:"state"`
 	// Expires is the time left until the entry expires.
-	Expires time.Duration `json:"expires"`
+	Expires time.Duration  `json:"expires"`
 	Fwd     ipvs.FwdMethod `json:"fwd"`
 	// InPkts etc. are per-connection counters when the data plane keeps them.
-	InPkts uint64 `json:"inpkts,omitempty"`
+	InPkts  uint64 `json:"inpkts,omitempty"`
 	OutPkts uint64 `json:"outpkts,omitempty"`
 }

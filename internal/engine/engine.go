@@ -1,21 +1,7 @@
-// Package engine is the Go reference implementation of an IPVS director's
-// decisions: the service table with the kernel's semantics (ip_vs_ctl.c),
-// scheduling with persistence (ip_vs_core.c ip_vs_schedule and
-// ip_vs_sched_persist), connection entries and their states (ip_vs_conn.c
-// with package conn), the per-destination counters the schedulers read,
-// and traffic statistics with the kernel's rate estimator (ip_vs_est.c).
-//
-// It processes abstract packets ([Packet]) and returns what to do with
-// them ([Verdict]); it does no I/O. The userspace proxy data plane runs on
-// it directly, and the eBPF data plane is proved against it packet for
-// packet by differential tests.
-//
-// An Engine is safe for concurrent use: every method takes its lock.
 package engine
 
 import (
 	"net/netip"
-	"time"
 
 	"github.com/govs/govs/internal/conn"
 	"github.com/govs/govs/internal/ipvs"
@@ -87,10 +73,12 @@ type Verdict struct {
 type Options struct {
 	// Timeouts are the initial --set timeouts (zero fields: defaults).
 	Timeouts conn.Timeouts
-	// ExpireNodestConn: when a destination is removed (or its weight set
-	// to 0 with ExpireQuiescentTemplate), drop its connections on their
-	// next packet instead of letting them continue (the kernel's
-	// expire_nodest_conn sysctl).
+	// ExpireNodestConn: when a destination is removed, drop its
+	// connections (at the next Expire, or at their next packet, whichever
+	// comes first) instead of letting them continue; and reschedule a new
+	// connection (SYN) that reuses the address and port of a connection
+	// whose destination has weight 0 (the kernel's expire_nodest_conn
+	// sysctl).
 	ExpireNodestConn bool
 	// ExpireQuiescentTemplate: a persistence template whose destination has
 	// weight 0 is expired at its next use, so the client is rescheduled
@@ -98,7 +86,7 @@ type Options struct {
 	ExpireQuiescentTemplate bool
 	// Seed seeds the random source of the twos scheduler; 0 picks one.
 	Seed uint64
+	// ConnTableSize is the number of connection entries to make room for
+	// at the start (0: a small table that grows as needed).
+	ConnTableSize int
 }
-
-// stub to keep the package compiling until the implementation lands.
-var _ = time.Second
