@@ -14,6 +14,8 @@ import (
 // fires).
 type restoreLines struct {
 	r *bufio.Reader
+	// line is the number of the line next returned last (1-based).
+	line int
 }
 
 func newRestoreLines(r io.Reader) *restoreLines {
@@ -28,6 +30,7 @@ func (l *restoreLines) next() ([]string, bool) {
 		if line == "" && err != nil {
 			return nil, false
 		}
+		l.line++
 		var words []string
 		for _, w := range strings.FieldsFunc(line, func(r rune) bool {
 			return r == ' ' || r == '\t' || r == '\r' || r == '\n'

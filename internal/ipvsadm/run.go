@@ -154,28 +154,9 @@ func (r *Runner) run(ctx context.Context, cmd *Command, readingStdin bool) (int,
 			return reportParse(r.Stderr, r.Parser.tryHelp()), true
 		}
 		return r.restore(ctx)
-	case CmdFlush:
-		err = r.D.Flush(ctx)
-	case CmdAdd:
-		err = r.D.AddService(ctx, cmd.Service)
-	case CmdEdit:
-		err = r.D.EditService(ctx, cmd.Service)
-	case CmdDel:
-		err = r.D.DelService(ctx, cmd.Service.ServiceKey)
-	case CmdZero:
-		err = r.D.Zero(ctx, cmd.Key())
-	case CmdAddDest:
-		err = r.D.AddDest(ctx, cmd.Service.ServiceKey, cmd.Dest)
-	case CmdEditDest:
-		err = r.D.EditDest(ctx, cmd.Service.ServiceKey, cmd.Dest)
-	case CmdDelDest:
-		err = r.D.DelDest(ctx, cmd.Service.ServiceKey, cmd.Dest.Key())
-	case CmdTimeout:
-		err = r.D.SetTimeouts(ctx, cmd.Timeouts)
-	case CmdStartDaemon:
-		err = r.D.StartDaemon(ctx, cmd.Daemon)
-	case CmdStopDaemon:
-		err = r.D.StopDaemon(ctx, cmd.Daemon.State)
+	case CmdFlush, CmdAdd, CmdEdit, CmdDel, CmdZero, CmdAddDest, CmdEditDest, CmdDelDest,
+		CmdTimeout, CmdStartDaemon, CmdStopDaemon:
+		err = apply(ctx, r.D, cmd)
 	default:
 		return reportParse(r.Stderr, r.Parser.tryHelp()), true
 	}
