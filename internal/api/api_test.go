@@ -441,6 +441,8 @@ func TestServerRequests(t *testing.T) {
 		{"GET", "/v1/services/tcp/10.0.0.1", "", 400, api.CodeInvalid, ""},
 		{"GET", "/v1/services/fwmark/7", "", 400, api.CodeInvalid, ""},
 		{"GET", "/v1/services/fwmark/7/ipv4", "", 404, api.CodeNoService, ""},
+		{"PUT", "/v1/services/fwmark/7/ipv6", `{"fwmark":7,"scheduler":"rr"}`, 404, api.CodeNoService, ""},
+		{"PUT", "/v1/services/fwmark/7/ipv6", `{"fwmark":7,"family":"ipv4","scheduler":"rr"}`, 400, api.CodeInvalid, ""},
 		{"GET", "/v1/services/udp/%5B2001:db8::1%5D:53", "", 404, api.CodeNoService, ""},
 		{"POST", "/v1/services", `{"protocol":"tcp"`, 400, api.CodeInvalid, ""},
 		{"POST", "/v1/services", ``, 400, api.CodeInvalid, ""},
@@ -470,7 +472,8 @@ func TestServerRequests(t *testing.T) {
 			edits = append(edits, c.Args[0].(ipvs.Service))
 		}
 	}
-	if len(edits) != 2 || edits[0].ServiceKey != tcp4 || edits[0].Scheduler != "wlc" || edits[1].ServiceKey != tcp4 {
+	// The fwmark PUT without a family got the path's.
+	if len(edits) != 3 || edits[0].ServiceKey != tcp4 || edits[0].Scheduler != "wlc" || edits[1].ServiceKey != tcp4 || edits[2].ServiceKey != mark6 {
 		t.Errorf("EditService calls = %+v", edits)
 	}
 }

@@ -35,7 +35,7 @@ func Listen(path string) (*net.UnixListener, error) {
 	}
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", path, err)
+		return nil, fmt.Errorf("listen for the API: %w", err)
 	}
 	l.SetUnlinkOnClose(true)
 	// There is a moment between bind and chmod with the umask's mode;

@@ -268,6 +268,9 @@ func matchKey(body *ipvs.ServiceKey, path ipvs.ServiceKey) error {
 		return nil
 	}
 	fillFamily(body)
+	if body.IsFWMark() && body.FWMark == path.FWMark && body.Family == ipvs.FamilyNone {
+		body.Family = path.Family
+	}
 	if *body != path {
 		return fmt.Errorf("service %s in the body differs from %s in the path: a service's key cannot be edited, delete and add it: %w",
 			body, path, ipvs.ErrInvalid)

@@ -1,0 +1,260 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/govs/govs/internal/api"
+	"github.com/govs/govs/internal/dataplane"
+	"github.com/govs/govs/internal/director"
+	"github.com/govs/govs/internal/engine"
+	"github.com/govs/govs/internal/metrics"
+)
+
+// version is govsd's version; release builds set it with
+// -ldflags "-X main.version=v1.2.3".
+var version = ""
+
+// expireInterval is how often the engine's timers run (connection expiry,
+// the rate estimator's samples).
+const expireInterval = time.Second
+
+// shutdownTimeout bounds how long open API and metrics requests may take
+// to finish at shutdown.
+const shutdownTimeout = 5 * time.Second
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	err := run(ctx, os.Args[1:], env{stderr: os.Stderr, getenv: os.Getenv, newDataplane: newDataplane})
+	stop()
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, errUsage):
+		os.Exit(2)
+	case err != nil:
+		fmt.Fprintf(os.Stderr, "govsd: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// env is what run needs from outside: main passes the real ones, tests
+// their own.
+type env struct {
+	stderr       io.Writer
+	getenv       func(string) string
+	newDataplane func(name string, eng *engine.Engine, log *slog.Logger) (dataplane.Dataplane, error)
+	// ready, if set, is called once the API (and metrics, "" if off)
+	// listen.
+	ready func(socket, metricsAddr string)
+}
+
+// errUsage is returned for a bad command line, already explained on
+// stderr.
+var errUsage = errors.New("usage")
+
+type options struct {
+	dataplane      string
+	socket         string
+	metricsAddress string
+	logLevel       slog.Level
+	rules          string
+	version        bool
+}
+
+func parseFlags(args []string, e env) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("govsd", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	socket := api.DefaultSocket
+	if s := e.getenv(api.SocketEnv); s != "" {
+		socket = s
+	}
+	fs.StringVar(&o.dataplane, "dataplane", "proxy", "data plane: "+strings.Join(dataplaneNames, " or "))
+	fs.StringVar(&o.socket, "socket", socket, "API unix socket (default from "+api.SocketEnv+" if set)")
+	fs.StringVar(&o.metricsAddress, "metrics-address", "127.0.0.1:9477", `Prometheus metrics address ("" disables)`)
+	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
+	fs.StringVar(&o.rules, "rules", "", "restore these rules (ipvsadm -S format) at start")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "Usage: govsd [flags]\n\ngovsd is the govs director daemon; govsadm (ipvsadm) configures it.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return o, err
+		}
+		return o, errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(e.stderr, "govsd: unexpected argument %q: govsd takes only flags (see govsd -h)\n", fs.Arg(0))
+		return o, errUsage
+	}
+	if !slices.Contains(dataplaneNames, o.dataplane) {
+		fmt.Fprintf(e.stderr, "govsd: unknown data plane %q: use --dataplane %s\n", o.dataplane, strings.Join(dataplaneNames, " or --dataplane "))
+		return o, errUsage
+	}
+	if o.socket == "" {
+		fmt.Fprintf(e.stderr, "govsd: --socket is empty: give the API socket's path, e.g. --socket /tmp/govsd.sock\n")
+		return o, errUsage
+	}
+	return o, nil
+}
+
+func govsVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
+
+// run is govsd: it returns when ctx is done (a signal) or a server fails.
+func run(ctx context.Context, args []string, e env) (err error) {
+	o, err := parseFlags(args, e)
+	if err != nil {
+		return err
+	}
+	if o.version {
+		fmt.Fprintf(e.stderr, "govsd %s (IPVS %s)\n", govsVersion(), director.Version)
+		return nil
+	}
+	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: o.logLevel}))
+
+	eng := engine.New(engine.Options{})
+	dp, err := e.newDataplane(o.dataplane, eng, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := dp.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close the %s data plane: %w", o.dataplane, cerr))
+		}
+	}()
+	dir, err := director.New(director.Config{Engine: eng, Dataplane: dp, Log: log, Version: govsVersion()})
+	if err != nil {
+		return err
+	}
+
+	// The engine's timers run from the start, so that connections of
+	// restored rules expire too.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	expired := make(chan struct{})
+	go func() {
+		defer close(expired)
+		expireLoop(ctx, eng)
+	}()
+	defer func() { cancel(); <-expired }()
+
+	if o.rules != "" {
+		if err := restoreRules(ctx, dir, o.rules, log); err != nil {
+			return err
+		}
+		log.Info("rules restored", "file", o.rules)
+	}
+
+	apiL, err := api.Listen(o.socket)
+	if err != nil {
+		return socketError(o.socket, err)
+	}
+	apiSrv := &http.Server{Handler: api.NewServer(dir, log), ReadHeaderTimeout: 10 * time.Second}
+	servers := []*http.Server{apiSrv}
+	errc := make(chan error, 2)
+	go func() { errc <- serve(apiSrv, apiL, "API") }()
+
+	metricsAddr := ""
+	if o.metricsAddress != "" {
+		ml, err := net.Listen("tcp", o.metricsAddress)
+		if err != nil {
+			shutdown(servers, log)
+			return fmt.Errorf("listen for metrics on %s: %w; pass a free --metrics-address, or --metrics-address \"\" to turn metrics off", o.metricsAddress, err)
+		}
+		h, err := metrics.Handler(metrics.NewCollector(dir, log), log)
+		if err != nil {
+			ml.Close()
+			shutdown(servers, log)
+			return err
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", h)
+		metricsSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		servers = append(servers, metricsSrv)
+		metricsAddr = ml.Addr().String()
+		go func() { errc <- serve(metricsSrv, ml, "metrics") }()
+	}
+
+	log.Info("govsd started", "version", govsVersion(), "dataplane", dp.Name(), "socket", o.socket, "metrics", metricsAddr)
+	if e.ready != nil {
+		e.ready(o.socket, metricsAddr)
+	}
+
+	select {
+	case <-ctx.Done():
+		log.Info("govsd stopping")
+	case err = <-errc:
+	}
+	shutdown(servers, log)
+	log.Info("govsd stopped")
+	return err
+}
+
+// serve serves srv on l and returns its failure, nil once shut down.
+func serve(srv *http.Server, l net.Listener, what string) error {
+	if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve %s: %w", what, err)
+	}
+	return nil
+}
+
+// shutdown closes the listeners (the API socket file goes with its
+// listener) and waits a little for requests in flight.
+func shutdown(servers []*http.Server, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	for _, s := range servers {
+		if err := s.Shutdown(ctx); err != nil {
+			log.Warn("requests cut short at shutdown", "err", err)
+			s.Close()
+		}
+	}
+}
+
+func expireLoop(ctx context.Context, eng *engine.Engine) {
+	t := time.NewTicker(expireInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			eng.Expire(now)
+		}
+	}
+}
+
+// socketError says what to do about a socket govsd cannot listen on.
+func socketError(socket string, err error) error {
+	switch {
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("%w: run as root or pass --socket /tmp/govsd.sock", err)
+	case errors.Is(err, api.ErrSocketInUse), errors.Is(err, fs.ErrExist):
+		return err
+	}
+	return fmt.Errorf("%w: pass --socket with a path in a writable directory, e.g. /tmp/govsd.sock", err)
+}

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/govs/govs/internal/api"
+	"github.com/govs/govs/internal/dataplane"
+	"github.com/govs/govs/internal/dataplane/dataplanetest"
+	"github.com/govs/govs/internal/engine"
+	"github.com/govs/govs/internal/ipvs"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func testEnv(stderr io.Writer, fake *dataplanetest.Fake) env {
+	return env{
+		stderr: stderr,
+		getenv: func(string) string { return "" },
+		newDataplane: func(name string, _ *engine.Engine, _ *slog.Logger) (dataplane.Dataplane, error) {
+			return fake, nil
+		},
+	}
+}
+
+func TestRunServesAndShutsDown(t *testing.T) {
+	socket := filepath.Join(t.TempDir(), "run", "govsd.sock")
+	fake := dataplanetest.New("fake")
+	var stderr syncBuffer
+	e := testEnv(&stderr, fake)
+	ready := make(chan string, 1)
+	e.ready = func(_, metricsAddr string) { ready <- metricsAddr }
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--socket", socket, "--metrics-address", "127.0.0.1:0", "--log-level", "debug"}, e)
+	}()
+	var metricsAddr string
+	select {
+	case metricsAddr = <-ready:
+	case err := <-done:
+		t.Fatalf("run returned early: %v\n%s", err, stderr.String())
+	case <-time.After(10 * time.Second):
+		t.Fatal("govsd did not become ready")
+	}
+
+	c := api.NewClient(socket)
+	defer c.CloseIdleConnections()
+	k := ipvs.TCPService(netip.MustParseAddrPort("10.0.0.1:80"))
+	if err := c.AddService(ctx, ipvs.Service{ServiceKey: k, Scheduler: "rr"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AddDest(ctx, k, ipvs.Destination{Addr: netip.MustParseAddr("10.0.0.2"), Port: 80, Weight: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if len(fake.Config()) != 1 {
+		t.Errorf("data plane holds %+v", fake.Config())
+	}
+	info, err := c.Info(ctx)
+	if err != nil || info.Version != "1.2.1" || info.ConnTabSize != 4096 || info.Dataplane != "fake" || info.NumServices != 1 {
+		t.Errorf("Info = %+v, %v", info, err)
+	}
+
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`govs_dataplane_up{dataplane="fake"} 1`, `govs_destination_weight{family="ipv4"`, "go_goroutines"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run = %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("govsd did not stop")
+	}
+	if _, err := os.Stat(socket); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket left behind: %v", err)
+	}
+	if !fake.Closed() {
+		t.Error("data plane not closed")
+	}
+	if _, err := c.Info(context.Background()); !errors.Is(err, api.ErrUnreachable) {
+		t.Errorf("after shutdown: %v, want ErrUnreachable", err)
+	}
+	for _, want := range []string{"govsd started", "service added", "destination added", "govsd stopped"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, stderr.String())
+		}
+	}
+}
+
+func TestRunErrors(t *testing.T) {
+	dir := t.TempDir()
+	live := filepath.Join(dir, "live.sock")
+	l, err := api.Listen(live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"socket in use", []string{"--socket", live}, "another govsd answers on it"},
+		{"socket under a file", []string{"--socket", filepath.Join(dir, "live.sock", "x.sock")}, "pass --socket"},
+		{"metrics address in use", []string{"--socket", filepath.Join(dir, "a.sock"), "--metrics-address", busy.Addr().String()}, `--metrics-address ""`},
+		{"rules not wired", []string{"--socket", filepath.Join(dir, "b.sock"), "--rules", "/etc/govs/rules"}, "govsadm -R < /etc/govs/rules"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := dataplanetest.New("fake")
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err := run(ctx, tt.args, testEnv(io.Discard, fake))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("run = %v, want an error saying %q", err, tt.want)
+			}
+			if !fake.Closed() {
+				t.Error("data plane not closed")
+			}
+		})
+	}
+}
+
+func TestFlags(t *testing.T) {
+	e := testEnv(io.Discard, nil)
+	e.getenv = func(k string) string {
+		if k == api.SocketEnv {
+			return "/tmp/from-env.sock"
+		}
+		return ""
+	}
+	o, err := parseFlags(nil, e)
+	if err != nil || o.socket != "/tmp/from-env.sock" || o.dataplane != "proxy" || o.metricsAddress != "127.0.0.1:9477" || o.logLevel != slog.LevelInfo {
+		t.Errorf("defaults = %+v, %v", o, err)
+	}
+	o, err = parseFlags([]string{"--socket", "/x.sock", "--dataplane", "ebpf", "--metrics-address", "", "--log-level", "warn"}, e)
+	if err != nil || o.socket != "/x.sock" || o.dataplane != "ebpf" || o.metricsAddress != "" || o.logLevel != slog.LevelWarn {
+		t.Errorf("flags = %+v, %v", o, err)
+	}
+	for _, bad := range [][]string{{"--dataplane", "xdp"}, {"--log-level", "loud"}, {"extra"}, {"--socket", ""}, {"-f", "keepalived.conf"}} {
+		if _, err := parseFlags(bad, e); !errors.Is(err, errUsage) {
+			t.Errorf("parseFlags(%q) = %v, want a usage error", bad, err)
+		}
+	}
+	if o, _ := parseFlags(nil, testEnv(io.Discard, nil)); o.socket != api.DefaultSocket {
+		t.Errorf("default socket %q", o.socket)
+	}
+}
+
+func TestNewDataplane(t *testing.T) {
+	eng := engine.New(engine.Options{})
+	if _, err := newDataplane("ebpf", eng, slog.New(slog.DiscardHandler)); err == nil || err.Error() != "data plane ebpf is not built into this govsd yet: use --dataplane proxy" {
+		t.Errorf("ebpf: %v", err)
+	}
+	if _, err := newDataplane("nope", eng, slog.New(slog.DiscardHandler)); err == nil {
+		t.Error("unknown data plane accepted")
+	}
+}

@@ -1,0 +1,29 @@
+// Package director is govsd's control plane: it implements api.Director
+// over an engine (the configuration truth, with the kernel's semantics)
+// and a data plane (what forwards the packets), and keeps the two in
+// agreement.
+//
+// # Changes
+//
+// Every addition or edit goes: the data plane checks it can forward the
+// change (CheckService, CheckDest), the engine applies it with the
+// kernel's rules (validation, duplicates, defaults), and the data plane
+// mirrors what the engine now holds. If the data plane fails, the engine
+// is rolled back. Deletions go to the data plane first and the engine
+// second, so no deletion ever needs undoing in the engine (which would
+// lose the counters and connections it keeps for removed destinations).
+// Flush is a deletion of each service in turn. Changes are serialised.
+//
+// # Reads
+//
+// Services, Service and Conns come from the data plane, which knows the
+// live counters; Timeouts from the engine; Info reports IPVS version
+// 1.2.1 and a connection table size of 4096, as the kernel does.
+//
+// # What it is not
+//
+// It does not forward, schedule or health-check. Connection
+// synchronisation (ipvsadm --start-daemon) is not implemented yet: the
+// daemon methods return an error wrapping dataplane.ErrUnsupported that
+// says so.
+package director
