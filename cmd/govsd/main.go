@@ -39,7 +39,7 @@ const shutdownTimeout = 5 * time.Second
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	err := run(ctx, os.Args[1:], env{stderr: os.Stderr, getenv: os.Getenv, newDataplane: newDataplane})
+	err := run(ctx, os.Args[1:], env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, newDataplane: newDataplane})
 	stop()
 	switch {
 	case errors.Is(err, flag.ErrHelp):
@@ -54,6 +54,7 @@ func main() {
 // env is what run needs from outside: main passes the real ones, tests
 // their own.
 type env struct {
+	stdout       io.Writer
 	stderr       io.Writer
 	getenv       func(string) string
 	newDataplane func(name string, eng *engine.Engine, log *slog.Logger) (dataplane.Dataplane, error)
@@ -73,6 +74,7 @@ type options struct {
 	logLevel       slog.Level
 	rules          string
 	version        bool
+	demo           demoOptions
 }
 
 func parseFlags(args []string, e env) (options, error) {
@@ -89,6 +91,9 @@ func parseFlags(args []string, e env) (options, error) {
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 	fs.StringVar(&o.rules, "rules", "", "restore these rules (ipvsadm -S format) at start")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	fs.BoolVar(&o.demo.on, "demo", false, "run the demo: embedded default config, realservers and a client on loopback")
+	fs.TextVar(&o.demo.vip, "demo-vip", defaultDemoVIP, "the demo's virtual service address")
+	fs.IntVar(&o.demo.requests, "demo-requests", 0, "stop the demo after this many requests (0: run until Ctrl-C)")
 	fs.Usage = func() {
 		fmt.Fprintf(e.stderr, "Usage: govsd [flags]\n\ngovsd is the govs director daemon; govsadm (ipvsadm) configures it.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -98,6 +103,11 @@ func parseFlags(args []string, e env) (options, error) {
 			return o, err
 		}
 		return o, errUsage
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if o.demo.on {
+		o.demo.apply(&o, set, e)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(e.stderr, "govsd: unexpected argument %q: govsd takes only flags (see govsd -h)\n", fs.Arg(0))
@@ -163,7 +173,7 @@ func run(ctx context.Context, args []string, e env) (err error) {
 	defer func() { cancel(); <-expired }()
 
 	if o.rules != "" {
-		if err := restoreRules(ctx, dir, o.rules, log); err != nil {
+		if err := restoreRules(ctx, dir, o.rules); err != nil {
 			return err
 		}
 		log.Info("rules restored", "file", o.rules)
@@ -202,6 +212,9 @@ func run(ctx context.Context, args []string, e env) (err error) {
 	log.Info("govsd started", "version", govsVersion(), "dataplane", dp.Name(), "socket", o.socket, "metrics", metricsAddr)
 	if e.ready != nil {
 		e.ready(o.socket, metricsAddr)
+	}
+	if o.demo.on {
+		go func() { errc <- runDemo(ctx, dir, o, metricsAddr, e.stdout) }()
 	}
 
 	select {

@@ -148,6 +148,10 @@ func TestRunErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer busy.Close()
+	badRules := filepath.Join(dir, "bad.rules")
+	if err := os.WriteFile(badRules, []byte("-A -t 127.0.0.1:80 -s rr\n-A -t 127.0.0.1:81 -s nosuch\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		args []string
@@ -156,7 +160,8 @@ func TestRunErrors(t *testing.T) {
 		{"socket in use", []string{"--socket", live}, "another govsd answers on it"},
 		{"socket under a file", []string{"--socket", filepath.Join(dir, "live.sock", "x.sock")}, "pass --socket"},
 		{"metrics address in use", []string{"--socket", filepath.Join(dir, "a.sock"), "--metrics-address", busy.Addr().String()}, `--metrics-address ""`},
-		{"rules not wired", []string{"--socket", filepath.Join(dir, "b.sock"), "--rules", "/etc/govs/rules"}, "govsadm -R < /etc/govs/rules"},
+		{"rules file missing", []string{"--socket", filepath.Join(dir, "b.sock"), "--rules", filepath.Join(dir, "none.rules")}, "open rules:"},
+		{"rules line refused", []string{"--socket", filepath.Join(dir, "c.sock"), "--rules", badRules}, "bad.rules:2: "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -207,5 +212,60 @@ func TestNewDataplane(t *testing.T) {
 	}
 	if _, err := newDataplane("nope", eng, slog.New(slog.DiscardHandler)); err == nil {
 		t.Error("unknown data plane accepted")
+	}
+}
+
+// TestRunDemo runs govsd --demo as the README's quick start does, with
+// the real proxy data plane, for three requests.
+func TestRunDemo(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vip := l.Addr().String()
+	l.Close()
+	var stdout, stderr syncBuffer
+	e := env{stdout: &stdout, stderr: &stderr, getenv: func(string) string { return "" }, newDataplane: newDataplane}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	socket := filepath.Join(t.TempDir(), "demo.sock")
+	if err := run(ctx, []string{"--demo", "--demo-vip", vip, "--demo-requests", "3", "--socket", socket}, e); err != nil {
+		t.Fatalf("run --demo: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	out := stdout.String()
+	for _, want := range []string{
+		"IP Virtual Server version 1.2.1 (size=4096)",
+		"TCP  " + vip + " wrr",
+		"Try it:   curl http://" + vip + "/",
+		"GOVS_SOCKET=" + socket,
+		"request 3 -> rs1",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestRunRestoresRules(t *testing.T) {
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "ok.rules")
+	if err := os.WriteFile(rules, []byte("-A -t 127.0.0.1:80 -s rr\n-a -t 127.0.0.1:80 -r 127.0.0.2:80 -m -w 2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fake := dataplanetest.New("fake")
+	e := testEnv(io.Discard, fake)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var svcs []ipvs.ServiceState
+	var err error
+	e.ready = func(string, string) { svcs, err = fake.Services(); cancel() }
+	if err := run(ctx, []string{"--socket", filepath.Join(dir, "s.sock"), "--metrics-address", "", "--rules", rules}, e); err != nil {
+		t.Fatal(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(svcs) != 1 || len(svcs[0].Dests) != 1 || svcs[0].Dests[0].Weight != 2 {
+		t.Fatalf("data plane has %+v, want the rules' one service with one weight-2 destination", svcs)
 	}
 }
