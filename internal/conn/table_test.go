@@ -328,3 +328,34 @@ func TestEntrySize(t *testing.T) {
 		t.Errorf("Entry is %d bytes, expires at %d: keep it a multiple of a cache line with the lookup fields in the first", s, unsafe.Offsetof(Entry{}.expires))
 	}
 }
+
+// TestTableDeferredReplay: one Expire after a long gap gives what the
+// kernel's timers would have: the template fired at 30 s while its
+// connection lived (re-armed to 90 s), the connection went at 60 s, the
+// template at 90 s.
+func TestTableDeferredReplay(t *testing.T) {
+	for _, tc := range []struct {
+		at       time.Duration
+		wantLeft int
+	}{
+		{59 * time.Second, 2},
+		{70 * time.Second, 1},
+		{89 * time.Second, 1},
+		{90 * time.Second, 0},
+		{time.Hour, 0},
+	} {
+		tab := NewTable(0)
+		t0 := time.Unix(0, 0)
+		tpl := tab.Insert(Params{Key: TemplateKey(ipvs.ProtoTCP, netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("192.0.2.1"), 80),
+			Flags: FlagTemplate, Timeout: 30 * time.Second}, t0)
+		c := tab.Insert(Params{Key: MakeKey(ipvs.ProtoTCP, ap("10.0.0.1:1"), ap("192.0.2.1:80")), Flags: FlagInactive, Timeout: 60 * time.Second}, t0)
+		tab.SetControl(c, tpl)
+		tab.Expire(t0.Add(tc.at))
+		if tab.Len() != tc.wantLeft {
+			t.Errorf("one Expire at %v: %d entries left, want %d", tc.at, tab.Len(), tc.wantLeft)
+		}
+		if tc.wantLeft == 1 && tab.Deadline(tpl) != t0.Add(90*time.Second) {
+			t.Errorf("at %v: template deadline %v", tc.at, tab.Deadline(tpl).Sub(t0))
+		}
+	}
+}

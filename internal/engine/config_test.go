@@ -2,7 +2,10 @@ package engine
 
 import (
 	"errors"
+	"net/netip"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/govs/govs/internal/conn"
 	"github.com/govs/govs/internal/ipvs"
@@ -238,4 +241,40 @@ func itoa(i int) string {
 		i /= 10
 	}
 	return string(b[n:])
+}
+
+// TestConcurrentUse runs packets, snapshots, expiry and configuration
+// changes from several goroutines (for the race detector).
+func TestConcurrentUse(t *testing.T) {
+	e := New(Options{})
+	k := ipvs.TCPService(ap("192.0.2.1:80"))
+	if err := e.AddService(ipvs.Service{ServiceKey: k, Scheduler: "wlc"}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			now := t0
+			for i := range 500 {
+				now = now.Add(10 * time.Millisecond)
+				src := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(g), byte(i)}), uint16(1000+i))
+				switch i % 50 {
+				case 0:
+					e.AddDest(k, ipvs.Destination{Addr: addr("10.1.0.1"), Port: 80, Fwd: ipvs.Masq, Weight: 1})
+				case 25:
+					e.DelDest(k, ipvs.DestKey{Addr: addr("10.1.0.1"), Port: 80})
+				case 10:
+					e.Services(now)
+					e.Conns(now)
+				case 20:
+					e.Expire(now)
+				}
+				e.Process(now, Packet{Proto: ipvs.ProtoTCP, Src: src, Dst: ap("192.0.2.1:80"), Flags: conn.SYN})
+			}
+		}()
+	}
+	wg.Wait()
+	checkInvariants(t, e)
 }
