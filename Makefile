@@ -36,11 +36,10 @@ lint: vet ## vet plus gofmt
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 generate: ## regenerate BPF objects and Go bindings (needs $(CLANG))
-	$(GO) generate ./internal/dataplane/ebpf/...
+	$(GO) generate $(PKGS)
 
 check-generate: generate ## fail if generated files differ from what is committed
-	@git diff --exit-code --stat -- internal/dataplane/ebpf || { echo "generated BPF files are stale: run make generate and commit"; exit 1; }
-	@test -z "$$(git status --porcelain -- internal/dataplane/ebpf)" || { git status --short -- internal/dataplane/ebpf; echo "untracked generated files"; exit 1; }
+	@test -z "$$(git status --porcelain)" || { git status --short; echo "generated files are stale or untracked: run make generate and commit"; exit 1; }
 
 clean: ## remove build output
 	rm -rf bin/
