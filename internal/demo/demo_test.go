@@ -94,7 +94,9 @@ func TestRunSpreadsTrafficInWRROrder(t *testing.T) {
 	}
 }
 
-func itoa(p uint16) string { return netip.AddrPortFrom(netip.IPv4Unspecified(), p).String()[len("0.0.0.0:"):] }
+func itoa(p uint16) string {
+	return netip.AddrPortFrom(netip.IPv4Unspecified(), p).String()[len("0.0.0.0:"):]
+}
 
 func TestRulesDefault(t *testing.T) {
 	want := `# govs demo: the embedded default configuration, in ipvsadm -S format
