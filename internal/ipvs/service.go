@@ -190,7 +190,8 @@ func (s *Service) Validate() error {
 	k := s.ServiceKey
 	if k.IsFWMark() {
 		if k.Addr.IsValid() || k.Port != 0 || k.Protocol != ProtoNone {
-			add(fieldErr("service", k.String(), "a firewall-mark service has no protocol, address or port"))
+			addr := strings.ToLower(k.Protocol.String()) + " " + netip.AddrPortFrom(k.Addr, k.Port).String()
+			add(fieldErr("service", k.String(), "a firewall-mark service has no protocol, address or port (got %s)", addr))
 		}
 		if k.Family != IPv4 && k.Family != IPv6 {
 			add(fieldErr("service.family", k.Family, "a firewall-mark service needs family ipv4 or ipv6"))
