@@ -1,10 +1,9 @@
 # govs build, test and generate targets. `make help` lists them.
 
 GO      ?= go
-# The clang that `go generate` uses for the BPF objects. Pinned: the
-# committed objects are reproduced byte for byte only by this version.
-CLANG   ?= clang-14
-export BPF_CLANG := $(CLANG)
+# The BPF objects are built by clang-14, pinned in
+# internal/dataplane/ebpf/gen.go: the committed objects are reproduced byte
+# for byte only by that version (Debian bookworm's clang-14 package).
 
 PKGS    := ./...
 
@@ -35,7 +34,7 @@ test-unit: ## unit tests only (no root needed; privileged tests skip with a mess
 lint: vet ## vet plus gofmt
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-generate: ## regenerate BPF objects and Go bindings (needs $(CLANG))
+generate: ## regenerate BPF objects and Go bindings (needs clang-14)
 	$(GO) generate $(PKGS)
 
 check-generate: generate ## fail if generated files differ from what is committed

@@ -1,0 +1,457 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * govs.c: the director's forwarding program, attached at TC ingress (TCX)
+ * of the interfaces that receive client traffic and, for NAT, realserver
+ * replies.
+ *
+ * For every packet, in order:
+ *   1. parse (parse.h); what is not plain IPv4/IPv6 TCP/UDP passes;
+ *   2. a NAT reply (nat map): rewrite the source back to VIP:vport, route;
+ *   3. a known connection (conns map): state transition, forward;
+ *   4. a virtual service (services map: fwmark, then proto+VIP+port, then
+ *      proto+VIP+port 0): schedule, create the connection, forward;
+ *   5. anything else passes to the stack.
+ */
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "structs.h"
+#include "maps.h"
+#include "parse.h"
+#include "csum.h"
+#include "conn.h"
+#include "sched.h"
+#include "fwd.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Per-CPU scratch space: the program's working structures do not fit in
+ * the 512-byte BPF stack once everything is inlined. */
+struct scratch {
+	struct pkt p;
+	struct conn_key k;
+	struct conn_key tk;
+	struct nat_key nk;
+	struct conn nc;
+	struct conn cc;
+	struct dest d;
+	struct svc sv;
+	struct bpf_fib_lookup fib;
+	__u32 did;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__uint(value_size, sizeof(struct scratch)); /* no BTF type: bpf2go cannot render bpf_fib_lookup */
+} scratch SEC(".maps");
+
+/* Headers we may need in the linear part of the skb: Ethernet, IPv6 or
+ * IPv4 with options, TCP without options. */
+#define PULL_LEN (14 + 60 + 20)
+
+static __always_inline void add_stats(__u32 svc_id, __u32 dest_id, int out, __u32 bytes, int newconn)
+{
+	struct stats *s = bpf_map_lookup_elem(&svc_stats, &svc_id);
+	if (s) {
+		s->conns += newconn;
+		if (out) {
+			s->outpkts++;
+			s->outbytes += bytes;
+		} else {
+			s->inpkts++;
+			s->inbytes += bytes;
+		}
+	}
+	s = bpf_map_lookup_elem(&dest_stats, &dest_id);
+	if (s) {
+		s->conns += newconn;
+		if (out) {
+			s->outpkts++;
+			s->outbytes += bytes;
+		} else {
+			s->inpkts++;
+			s->inbytes += bytes;
+		}
+	}
+}
+
+static __always_inline struct svc *svc_find(struct __sk_buff *skb, const struct pkt *p)
+{
+	struct svc_key k = {};
+	struct svc *s;
+
+	k.family = p->family;
+	if (skb->mark) {
+		k.fwmark = skb->mark;
+		s = bpf_map_lookup_elem(&services, &k);
+		if (s)
+			return s;
+		k.fwmark = 0;
+	}
+	k.proto = p->proto;
+	__builtin_memcpy(k.addr, p->dst, 16);
+	k.port = p->dport;
+	s = bpf_map_lookup_elem(&services, &k);
+	if (s)
+		return s;
+	k.port = 0; /* a persistent "all ports" service */
+	return bpf_map_lookup_elem(&services, &k);
+}
+
+/* forward_in sends a client->server packet of connection x->cc. */
+__attribute__((noinline)) int forward_in(struct __sk_buff *skb, struct scratch *x)
+{
+	if (!x)
+		return TC_ACT_SHOT;
+	struct pkt *p = &x->p;
+	const struct conn *c = &x->cc;
+	struct bpf_fib_lookup *fib = &x->fib;
+	long rc;
+
+	count(CTR_FWD_IN);
+	switch (c->fwd) {
+	case FWD_LOCAL:
+		count(CTR_LOCAL);
+		return TC_ACT_OK;
+	case FWD_MASQ:
+		if (nat_rewrite(skb, p, 1, c->daddr, c->dport))
+			return TC_ACT_SHOT;
+		rc = route_lookup(skb, fib, p->family, p->src, c->daddr, p->proto, 0);
+		return send(skb, fib, rc, 1);
+	case FWD_ROUTE:
+		rc = route_lookup(skb, fib, p->family, p->src, c->daddr, p->proto, 0);
+		return send(skb, fib, rc, 0);
+	case FWD_TUNNEL: {
+		__u32 zero[4] = {};
+		rc = route_lookup(skb, fib, p->family, zero, c->daddr, p->family == AF_INET ? IPPROTO_IPIP : IPPROTO_IPV6,
+				  BPF_FIB_LOOKUP_SRC);
+		if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH) {
+			count(CTR_DROP_FIB);
+			return TC_ACT_SHOT;
+		}
+		__u32 src[4] = {};
+		if (p->family == AF_INET)
+			src[0] = fib->ipv4_src;
+		else
+			__builtin_memcpy(src, fib->ipv6_src, 16);
+		if (encap(skb, p, c, src)) {
+			count(CTR_DROP_ENCAP);
+			return TC_ACT_SHOT;
+		}
+		return send(skb, fib, rc, 0);
+	}
+	}
+	return TC_ACT_SHOT;
+}
+
+/* nat_out sends a realserver's reply of the NAT connection x->k, x->cc
+ * with its source rewritten back to the virtual address. */
+__attribute__((noinline)) int nat_out(struct __sk_buff *skb, struct scratch *x)
+{
+	if (!x)
+		return TC_ACT_SHOT;
+	struct pkt *p = &x->p;
+	struct bpf_fib_lookup *fib = &x->fib;
+	const struct conn_key *k = &x->k;
+
+	count(CTR_FWD_OUT);
+	if (nat_rewrite(skb, p, 0, k->dst, k->dport))
+		return TC_ACT_SHOT;
+	__u32 vip[4];
+	__builtin_memcpy(vip, k->dst, 16);
+	long rc = route_lookup(skb, fib, p->family, vip, p->dst, p->proto, 0);
+	return send(skb, fib, rc, 1);
+}
+
+/* dest_of loads the i-th destination of s into *id and *d. */
+static __always_inline int dest_of(const struct svc *s, int i, __u32 *id, struct dest *d)
+{
+	if (i < 0 || i >= GOVS_MAX_DESTS)
+		return -1;
+	__u32 slot = s->id * GOVS_MAX_DESTS + i;
+	__u32 *pid = bpf_map_lookup_elem(&svc_dests, &slot);
+	if (!pid)
+		return -1;
+	__u32 did = *pid;
+	struct dest *pd = bpf_map_lookup_elem(&dests, &did);
+	if (!pd)
+		return -1;
+	*id = did;
+	*d = *pd;
+	return 0;
+}
+
+static __always_inline void mask_addr(__u32 *a, __u8 family, __u8 bits)
+{
+	int max = family == AF_INET ? 32 : 128;
+	if (bits >= max)
+		return;
+#pragma unroll
+	for (int w = 0; w < 4; w++) {
+		int lo = w * 32;
+		if (bits <= lo) {
+			a[w] = 0;
+		} else if (bits < lo + 32) {
+			__u32 m = ~0U << (32 - (bits - lo));
+			a[w] &= bpf_htonl(m);
+		}
+	}
+}
+
+/* pick chooses the destination of a new connection, through a persistence
+ * template if the service is persistent (ip_vs_sched_persist): a template
+ * per client (masked by the service's netmask) and virtual service; a
+ * template whose destination left the service is dropped and the client
+ * rescheduled. */
+__attribute__((noinline)) int pick(struct scratch *x, __u64 now)
+{
+	if (!x)
+		return -1;
+	__u32 *id = &x->did;
+	struct svc *s = &x->sv;
+	const struct pkt *p = &x->p;
+	struct dest *d = &x->d;
+	if (!(s->flags & SVC_F_PERSISTENT)) {
+		int i = schedule(s, &x->p);
+		if (i < 0)
+			return -1;
+		return dest_of(s, i, id, d);
+	}
+
+	struct conn_key *tk = &x->tk;
+	__builtin_memset(tk, 0, sizeof(*tk));
+	tk->kind = CONN_KIND_TEMPLATE;
+	tk->family = p->family;
+	__builtin_memcpy(tk->src, p->src, 16);
+	mask_addr(tk->src, p->family, s->netmask);
+	if (s->fwmark) {
+		/* <IPPROTO_IP, caddr, 0, fwmark, 0> */
+		tk->dst[0] = bpf_htonl(s->fwmark);
+	} else {
+		/* <proto, caddr, 0, vaddr, vport>; vport 0 for a port-zero
+		 * service and for FTP (21). */
+		tk->proto = p->proto;
+		__builtin_memcpy(tk->dst, p->dst, 16);
+		if (p->dport == s->port && s->port != bpf_htons(21))
+			tk->dport = p->dport;
+	}
+
+	struct conn *t = bpf_map_lookup_elem(&conns, tk);
+	if (t) {
+		__u32 tid = t->dest_id;
+		struct dest *td = bpf_map_lookup_elem(&dests, &tid);
+		if (t->expires <= now || !td || !(td->flags & DEST_F_AVAILABLE)) {
+			conn_expire(tk);
+		} else {
+			t->expires = now + (__u64)s->timeout * NSEC_PER_SEC;
+			*id = tid;
+			*d = *td;
+			return 0;
+		}
+	}
+
+	int i = schedule(s, &x->p);
+	if (i < 0 || dest_of(s, i, id, d))
+		return -1;
+	struct conn *nt = &x->nc;
+	__builtin_memset(nt, 0, sizeof(*nt));
+	__builtin_memcpy(nt->daddr, d->addr, 16);
+	nt->dport = d->port;
+	nt->fwd = d->fwd;
+	nt->dfamily = d->family;
+	nt->dest_id = *id;
+	nt->svc_id = s->id;
+	nt->fwmark = s->fwmark;
+	nt->expires = now + (__u64)s->timeout * NSEC_PER_SEC;
+	if (bpf_map_update_elem(&conns, tk, nt, BPF_NOEXIST) == 0) {
+		bind_dest(*id, 1, 0);
+		return 0;
+	}
+	/* Lost a race with another CPU: follow its template. */
+	t = bpf_map_lookup_elem(&conns, tk);
+	if (!t)
+		return 0;
+	__u32 tid = t->dest_id;
+	struct dest *td = bpf_map_lookup_elem(&dests, &tid);
+	if (!td)
+		return -1;
+	*id = tid;
+	*d = *td;
+	return 0;
+}
+
+SEC("tc")
+int govs_tc(struct __sk_buff *skb)
+{
+	__u32 zero = 0;
+	struct scratch *x = bpf_map_lookup_elem(&scratch, &zero);
+	if (!x)
+		return TC_ACT_OK;
+	struct pkt *p = &x->p;
+	__builtin_memset(p, 0, sizeof(*p));
+
+	if (skb->data + PULL_LEN > skb->data_end && skb->len > skb->data_end - skb->data)
+		bpf_skb_pull_data(skb, skb->len < PULL_LEN ? skb->len : PULL_LEN);
+
+	int r = parse((void *)(long)skb->data, (void *)(long)skb->data_end, skb->len, p);
+	if (r != PARSE_OK) {
+		count(r == PARSE_NOT_IP ? CTR_PASS_NOT_IP : r == PARSE_FRAG ? CTR_PASS_FRAG
+							   : r == PARSE_PROTO ? CTR_PASS_PROTO
+									      : CTR_PASS_BAD_HDR);
+		return TC_ACT_OK;
+	}
+	__u64 now = bpf_ktime_get_ns();
+
+	/* 2. NAT reply? */
+	struct nat_key *nk = &x->nk;
+	__builtin_memcpy(nk->src, p->src, 16);
+	__builtin_memcpy(nk->dst, p->dst, 16);
+	nk->sport = p->sport;
+	nk->dport = p->dport;
+	nk->proto = p->proto;
+	nk->family = p->family;
+	nk->pad = 0;
+	struct conn_key *k = &x->k;
+	struct conn_key *pk = bpf_map_lookup_elem(&nat, nk);
+	if (pk) {
+		*k = *pk;
+		struct conn *c = bpf_map_lookup_elem(&conns, k);
+		if (c && c->expires > now) {
+			conn_update(c, p->proto, DIR_OUT, p->tcp_flags, now);
+			__sync_fetch_and_add(&c->outpkts, 1);
+			add_stats(c->svc_id, c->dest_id, 1, p->ip_len, 0);
+			x->cc = *c;
+			return nat_out(skb, x);
+		}
+		if (c)
+			conn_expire(k);
+		else
+			bpf_map_delete_elem(&nat, nk);
+	}
+
+	/* 3. Known connection? */
+	__builtin_memcpy(k->src, p->src, 16);
+	__builtin_memcpy(k->dst, p->dst, 16);
+	k->sport = p->sport;
+	k->dport = p->dport;
+	k->proto = p->proto;
+	k->family = p->family;
+	k->kind = CONN_KIND_CONN;
+	k->pad = 0;
+	struct conn *c = bpf_map_lookup_elem(&conns, k);
+	if (c) {
+		__u32 st = c->sf & CONN_STATE_MASK;
+		int syn = p->proto == IPPROTO_TCP && (p->tcp_flags & TCPF_SYN);
+		if (c->expires <= now) {
+			conn_expire(k);
+			c = NULL;
+		} else if (syn && st == TCP_S_TIME_WAIT) {
+			/* conn_reuse_mode 1: a SYN on a connection in
+			 * TIME_WAIT is a new connection, rescheduled (the
+			 * engine's rule; templates' control is not tracked). */
+			conn_expire(k);
+			c = NULL;
+		}
+	}
+	if (c) {
+		conn_update(c, p->proto, DIR_IN, p->tcp_flags, now);
+		__sync_fetch_and_add(&c->inpkts, 1);
+		add_stats(c->svc_id, c->dest_id, 0, p->ip_len, 0);
+		x->cc = *c;
+		return forward_in(skb, x);
+	}
+
+	/* 4. A virtual service? */
+	struct svc *s = svc_find(skb, p);
+	if (!s) {
+		count(CTR_PASS_NO_SVC);
+		return TC_ACT_OK;
+	}
+	if (p->proto == IPPROTO_TCP && (p->tcp_flags & (TCPF_SYN | TCPF_RST)) != TCPF_SYN) {
+		/* Only a SYN starts a TCP connection (tcp_conn_schedule). */
+		count(CTR_DROP_NO_CONN);
+		return TC_ACT_SHOT;
+	}
+	x->sv = *s;
+	if (pick(x, now)) {
+		count(CTR_DROP_NO_DEST);
+		return TC_ACT_SHOT;
+	}
+
+	__u32 did = x->did;
+	struct dest *d = &x->d;
+	struct conn *nc = &x->nc;
+	__builtin_memset(nc, 0, sizeof(*nc));
+	__builtin_memcpy(nc->daddr, d->addr, 16);
+	nc->dport = d->fwd == FWD_MASQ ? d->port : p->dport;
+	nc->fwd = d->fwd;
+	nc->dfamily = d->family;
+	nc->tun_type = d->tun_type;
+	nc->tun_port = d->tun_port;
+	nc->dest_id = did;
+	nc->svc_id = x->sv.id;
+	nc->fwmark = x->sv.fwmark;
+	nc->sf = CONN_F_INACTIVE | (d->fwd != FWD_MASQ ? CONN_F_NOOUTPUT : 0) | TCP_S_NONE;
+	nc->expires = now;
+	count(CTR_NEW_CONN);
+
+	if ((x->sv.flags & SVC_F_ONEPACKET) && p->proto == IPPROTO_UDP) {
+		/* One-packet scheduling: no entry outlives the datagram. */
+		nc->inpkts = 1;
+		add_stats(x->sv.id, did, 0, p->ip_len, 1);
+		x->cc = *nc;
+		return forward_in(skb, x);
+	}
+	if (bpf_map_update_elem(&conns, k, nc, BPF_NOEXIST)) {
+		/* Another CPU created it first: use that one. */
+		c = bpf_map_lookup_elem(&conns, k);
+		if (!c)
+			return TC_ACT_SHOT;
+	} else {
+		c = bpf_map_lookup_elem(&conns, k);
+		if (!c)
+			return TC_ACT_SHOT;
+		bind_dest(did, 0, 1);
+		add_stats(x->sv.id, did, 0, 0, 1);
+		if (d->fwd == FWD_MASQ) {
+			nat_key_of(nk, k, c);
+			bpf_map_update_elem(&nat, nk, k, BPF_ANY);
+		}
+	}
+	conn_update(c, p->proto, DIR_IN, p->tcp_flags, now);
+	__sync_fetch_and_add(&c->inpkts, 1);
+	add_stats(c->svc_id, c->dest_id, 0, p->ip_len, 0);
+	x->cc = *c;
+	return forward_in(skb, x);
+}
+
+/* Arguments of govs_expire, run by the Go sweeper through BPF_PROG_TEST_RUN
+ * for each entry it found expired: the removal and the counter update run
+ * here, with the same atomics as the data path, so Go never writes
+ * dest_live. */
+struct expire_args {
+	struct conn_key key;
+	__u64 now;   /* bpf_ktime_get_ns() of the sweep; 0: remove regardless */
+	__u32 removed;
+	__u32 pad;
+};
+
+SEC("syscall")
+int govs_expire(struct expire_args *a)
+{
+	struct conn_key k = a->key;
+	struct conn *c = bpf_map_lookup_elem(&conns, &k);
+
+	a->removed = 0;
+	if (!c)
+		return 0;
+	if (a->now && c->expires > a->now)
+		return 0;
+	a->removed = conn_expire(&k);
+	return 0;
+}

@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * maps.h: every map of the data plane. The Go loader pins them all under
+ * /sys/fs/bpf/govs/<name> and adopts them on restart, so a map's name,
+ * type, key and value are an on-disk format: change them only with a new
+ * name.
+ */
+#ifndef GOVS_MAPS_H
+#define GOVS_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "structs.h"
+
+/* Virtual services by key. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, GOVS_MAX_SERVICES);
+	__type(key, struct svc_key);
+	__type(value, struct svc);
+} services SEC(".maps");
+
+/* Per-service scheduler position (rr, wrr), indexed by svc.id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, GOVS_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct svc_state);
+} svc_state SEC(".maps");
+
+/* Destinations by id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, GOVS_MAX_DEST_IDS);
+	__type(key, __u32);
+	__type(value, struct dest);
+} dests SEC(".maps");
+
+/* Destination lists: GOVS_MAX_DESTS dest ids per service, newest first. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, GOVS_MAX_DEST_IDS);
+	__type(key, __u32);
+	__type(value, __u32);
+} svc_dests SEC(".maps");
+
+/* Live connection counts per destination id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, GOVS_MAX_DEST_IDS);
+	__type(key, __u32);
+	__type(value, struct dest_live);
+} dest_live SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, GOVS_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct stats);
+} svc_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, GOVS_MAX_DEST_IDS);
+	__type(key, __u32);
+	__type(value, struct stats);
+} dest_stats SEC(".maps");
+
+/*
+ * The connection table (connections and persistence templates). An LRU
+ * hash so that a flood of new flows cannot fill it for good; the loader
+ * sizes it (Options.MaxConns). An entry the LRU evicts is lost without its
+ * destination counters being decremented (not repaired yet: a recount
+ * from the table during the sweep would fix it).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct conn_key);
+	__type(value, struct conn);
+} conns SEC(".maps");
+
+/* NAT replies: realserver->client 5-tuple to the connection's key. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct nat_key);
+	__type(value, struct conn_key);
+} nat SEC(".maps");
+
+/* Timeouts in seconds by state (see structs.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, NUM_TIMEOUTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} timeouts SEC(".maps");
+
+/* Lookup tables of sh, dh and mh: GOVS_SCHED_TABLE slots per service,
+ * each the index of a destination in the service's list (0xff: none). */
+#define GOVS_SCHED_TABLE 4096
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, GOVS_MAX_SERVICES * GOVS_SCHED_TABLE);
+	__type(key, __u32);
+	__type(value, __u8);
+} sched_table SEC(".maps");
+
+/* What the program did, per CPU (enum govs_ctr). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CTR_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} ctr SEC(".maps");
+
+static __always_inline void count(__u32 what)
+{
+	__u64 *v = bpf_map_lookup_elem(&ctr, &what);
+	if (v)
+		*v += 1;
+}
+
+#endif

@@ -1,0 +1,216 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * structs.h: the structures shared between the BPF programs and the Go
+ * loader. bpf2go generates the Go mirrors (govsXxx types) from these, so a
+ * field added here must be added nowhere else. Keep every struct free of
+ * implicit padding: explicit pad fields make the Go and C layouts agree and
+ * keep hash keys free of uninitialised bytes.
+ *
+ * Addresses are stored as four 32-bit words in network byte order; IPv4
+ * uses word 0 and leaves the others zero. Ports are in network byte order.
+ */
+#ifndef GOVS_STRUCTS_H
+#define GOVS_STRUCTS_H
+
+#include <linux/types.h>
+
+#define GOVS_MAX_SERVICES 256
+/* Destinations per service. Bounded so the schedulers can loop over them. */
+#define GOVS_MAX_DESTS 32
+#define GOVS_MAX_DEST_IDS (GOVS_MAX_SERVICES * GOVS_MAX_DESTS)
+
+/* Forwarding methods: the kernel's IP_VS_CONN_F_* values (ipvs.FwdMethod). */
+#define FWD_MASQ 0
+#define FWD_LOCAL 1
+#define FWD_TUNNEL 2
+#define FWD_ROUTE 3
+
+/* Tunnel types (ipvs.TunnelType). */
+#define TUN_IPIP 0
+#define TUN_GUE 1
+
+/* Schedulers the BPF program runs itself (svc.sched). */
+enum govs_sched {
+	SCHED_RR = 0,
+	SCHED_WRR = 1,
+	SCHED_LC = 2,
+	SCHED_WLC = 3,
+	SCHED_SED = 4,
+	SCHED_NQ = 5,
+	SCHED_FO = 6,
+	SCHED_OVF = 7,
+	/* Table schedulers: Go fills svc_table with dest indexes. */
+	SCHED_TABLE_SH = 8,
+	SCHED_TABLE_DH = 9,
+	SCHED_TABLE_MH = 10,
+};
+
+/* Service flags (svc.flags). */
+#define SVC_F_PERSISTENT 0x01
+#define SVC_F_ONEPACKET 0x04
+#define SVC_F_SCHED1 0x08 /* sh/mh fallback */
+#define SVC_F_SCHED2 0x10 /* sh/mh port */
+
+/* Key of a virtual service: proto+VIP+port, or a firewall mark (then
+ * proto, port and addr are zero). */
+struct svc_key {
+	__u32 addr[4];
+	__u32 fwmark;
+	__u16 port;
+	__u8 proto;
+	__u8 family; /* AF_INET or AF_INET6 */
+};
+
+/* A virtual service. */
+struct svc {
+	__u32 id; /* index into svc_dests (id*GOVS_MAX_DESTS), svc_state, svc_stats */
+	__u32 timeout; /* persistence timeout, seconds */
+	__u16 flags;
+	__u8 sched;
+	__u8 netmask; /* persistence prefix length */
+	__u16 ndests;
+	__u16 table_size; /* for table schedulers */
+	/* wrr: the maximum weight and the weights' gcd, computed by Go. */
+	__s32 wrr_mw;
+	__s32 wrr_gcd;
+	__u32 fwmark; /* the service's mark, 0 for proto+addr+port services */
+	__u16 port;   /* the service's port (network order) */
+	__u16 pad;
+};
+
+/* Per-service scheduler state that the BPF program writes (rr/wrr position). */
+struct svc_state {
+	__s32 last; /* rr/wrr: index of the last picked dest, -1 for none */
+	__s32 cw;   /* wrr: current weight */
+};
+
+/* A destination, by its id (stable while connections use it). A service's
+ * list is svc_dests[svc.id*GOVS_MAX_DESTS+i] = dest id, i in the kernel's
+ * list order (newest first). */
+#define DEST_F_AVAILABLE 0x1 /* still in its service (not in the trash) */
+struct dest {
+	__u32 addr[4];
+	__s32 weight;
+	__u32 upper; /* thresholds, 0 = none */
+	__u32 lower;
+	__u32 flags;
+	__u16 port;
+	__u16 tun_port;
+	__u8 fwd;
+	__u8 family;
+	__u8 tun_type;
+	__u8 tun_flags;
+};
+
+/* The live counters of a destination (ipvs.Dest's counters), updated with
+ * atomic operations from every CPU. */
+struct dest_live {
+	__s32 active;
+	__s32 inact;
+	__s32 persist;
+	__u32 overloaded;
+};
+
+/* Traffic counters (ipvs.Counters), per CPU. */
+struct stats {
+	__u64 conns;
+	__u64 inpkts;
+	__u64 outpkts;
+	__u64 inbytes;
+	__u64 outbytes;
+};
+
+/* Connection table key. Kind distinguishes connections from persistence
+ * templates, which share the map. For a connection, src/sport are the
+ * client, dst/dport the virtual address. For a template, src is the masked
+ * client address, dst/dport the virtual address and port (the fwmark in
+ * dst[0] for a fwmark service, proto 0). */
+#define CONN_KIND_CONN 0
+#define CONN_KIND_TEMPLATE 1
+struct conn_key {
+	__u32 src[4];
+	__u32 dst[4];
+	__u16 sport;
+	__u16 dport;
+	__u8 proto;
+	__u8 family;
+	__u8 kind;
+	__u8 pad;
+};
+
+/* Connection flags (conn.sf bits above the state byte), as the kernel's. */
+#define CONN_F_INACTIVE 0x0100
+#define CONN_F_NOOUTPUT 0x0200
+#define CONN_STATE_MASK 0x00ff
+
+/* A connection or a template. */
+struct conn {
+	__u32 daddr[4]; /* realserver address */
+	__u64 expires; /* bpf_ktime_get_ns() deadline */
+	__u64 inpkts;
+	__u64 outpkts;
+	__u32 sf; /* state | flags, changed with cmpxchg */
+	__u32 dest_id;
+	__u32 svc_id;
+	__u32 fwmark; /* the service's, 0 if none */
+	__u16 dport; /* realserver port */
+	__u16 tun_port;
+	__u8 fwd;
+	__u8 dfamily;
+	__u8 tun_type;
+	__u8 pad;
+};
+
+/* Key of the NAT reply table: the packet as the realserver sends it back
+ * (src RIP:rport, dst CIP:cport). The value is the connection's key. */
+struct nat_key {
+	__u32 src[4];
+	__u32 dst[4];
+	__u16 sport;
+	__u16 dport;
+	__u8 proto;
+	__u8 family;
+	__u16 pad;
+};
+
+/* Timeouts, seconds, indexed by TCP state; UDP at TIMEOUT_UDP. */
+#define TCP_S_NONE 0
+#define TCP_S_ESTABLISHED 1
+#define TCP_S_SYN_SENT 2
+#define TCP_S_SYN_RECV 3
+#define TCP_S_FIN_WAIT 4
+#define TCP_S_TIME_WAIT 5
+#define TCP_S_CLOSE 6
+#define TCP_S_CLOSE_WAIT 7
+#define TCP_S_LAST_ACK 8
+#define TCP_S_LISTEN 9
+#define TCP_S_SYNACK 10
+#define TCP_S_LAST 11
+#define UDP_S_NORMAL 0
+#define TIMEOUT_UDP 11
+#define TIMEOUT_TEMPLATE 12 /* unused slot, keeps the array 16 long */
+#define NUM_TIMEOUTS 16
+
+/* Global counters of what the program did (the ctr map), for debugging and
+ * for tests that check a packet took the documented path. */
+enum govs_ctr {
+	CTR_PASS_NOT_IP = 0,
+	CTR_PASS_BAD_HDR,
+	CTR_PASS_FRAG,
+	CTR_PASS_PROTO,
+	CTR_PASS_NO_SVC,
+	CTR_DROP_NO_DEST,
+	CTR_DROP_NO_CONN,
+	CTR_DROP_FIB,
+	CTR_DROP_ENCAP,
+	CTR_FWD_IN,
+	CTR_FWD_OUT,
+	CTR_LOCAL,
+	CTR_NEW_CONN,
+	CTR_CONN_EXPIRED,
+	CTR_REDIRECT_NEIGH,
+	CTR_PASS_TO_STACK,
+	CTR_MAX,
+};
+
+#endif

@@ -1,0 +1,170 @@
+package ebpf
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/govs/govs/internal/conn"
+	"github.com/govs/govs/internal/engine"
+	"github.com/govs/govs/internal/ipvs"
+)
+
+// TestDiffSchedulers is the differential test of the schedulers that run
+// in BPF: the same packet sequence, with configuration changes between
+// packets, goes through govs_tc (Program.Run) and through the Go reference
+// (engine.Process), and every new connection must get the same realserver.
+// Connections are opened (SYN), established (ACK), closed (FIN, RST) at
+// random so that the counters the least-connection schedulers compare, and
+// the overload thresholds, move as they would under traffic.
+func TestDiffSchedulers(t *testing.T) {
+	for _, sched := range []string{"rr", "wrr", "lc", "wlc", "sed", "nq", "fo", "ovf", "sh", "dh", "sh-fallback-port"} {
+		for _, seed := range []uint64{1, 2, 3} {
+			t.Run(fmt.Sprintf("%s/seed%d", sched, seed), func(t *testing.T) {
+				runDiff(t, sched, seed, 400)
+			})
+		}
+	}
+}
+
+type diffConn struct {
+	client netip.AddrPort
+	state  int // 0 SYN sent, 1 established, 2 closed
+}
+
+func runDiff(t *testing.T, schedName string, seed uint64, steps int) {
+	f := newFixture(t)
+	eng := engine.New(engine.Options{})
+	rnd := rand.New(rand.NewPCG(seed, 42))
+
+	svc := tcpService(vipv4, 80, schedName)
+	if schedName == "sh-fallback-port" {
+		svc.Scheduler = "sh"
+		svc.SchedFlags = ipvs.SchedFallback | ipvs.SchedPort
+	}
+	// dh hashes the destination address; with one VIP every connection
+	// lands in one bucket, which still checks the usability rules.
+	svc.SetDefaults()
+	if err := eng.AddService(svc); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.tab.addService(svc); err != nil {
+		t.Fatal(err)
+	}
+	var dests []ipvs.Destination
+	addDest := func(i int) {
+		d := ipvs.Destination{Addr: netip.AddrFrom4([4]byte{10, 0, 0, byte(2 + i)}), Fwd: ipvs.Route, Weight: int32(rnd.IntN(4))}
+		if rnd.IntN(3) == 0 {
+			d.Upper = uint32(2 + rnd.IntN(4))
+			if rnd.IntN(2) == 0 {
+				d.Lower = uint32(1 + rnd.IntN(int(d.Upper)))
+			}
+		}
+		d.Normalize(&svc)
+		if err := eng.AddDest(svc.ServiceKey, d); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.tab.addDest(svc.ServiceKey, d); err != nil {
+			t.Fatal(err)
+		}
+		dests = append(dests, d)
+	}
+	for i := range 4 {
+		addDest(i)
+	}
+
+	var conns []*diffConn
+	nextPort := uint16(10000)
+	send := func(c *diffConn, flags conn.TCPFlags) (bpfDest, engDest netip.Addr, engErr error) {
+		pkt := ipPacket(t, c.client.Addr(), vipv4, l4{proto: ipvs.ProtoTCP, sport: c.client.Port(), dport: 80, flags: flags})
+		f.run(frame(macClient, macCL0, false, pkt), 0)
+		v, err := eng.Process(time.Now(), engine.Packet{Dir: conn.DirIn, Proto: ipvs.ProtoTCP,
+			Src: c.client, Dst: netip.AddrPortFrom(vipv4, 80), Flags: flags, Len: len(pkt)})
+		var k govsConnKey
+		k.Src = addrWords(c.client.Addr())
+		k.Dst = addrWords(vipv4)
+		k.Sport = htons(c.client.Port())
+		k.Dport = htons(80)
+		k.Proto = 6
+		k.Family = afInet
+		var bc govsConn
+		if lerr := f.objs.Conns.Lookup(k, &bc); lerr == nil {
+			bpfDest = wordsAddr(bc.Daddr, afInet)
+		}
+		if err == nil && v.Action == engine.Forward {
+			engDest = v.Dest.Addr()
+		}
+		return bpfDest, engDest, err
+	}
+
+	news := 0
+	for step := range steps {
+		r := rnd.IntN(100)
+		switch {
+		case r < 45 || len(conns) == 0:
+			c := &diffConn{client: netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 168, 1, byte(100 + rnd.IntN(50))}), nextPort)}
+			nextPort++
+			b, e, err := send(c, conn.SYN)
+			if b != e {
+				t.Fatalf("step %d: new connection from %s: bpf chose %v, engine chose %v (engine err %v)", step, c.client, b, e, err)
+			}
+			if e.IsValid() {
+				news++
+				conns = append(conns, c)
+			}
+		case r < 75:
+			c := conns[rnd.IntN(len(conns))]
+			send(c, conn.ACK)
+		case r < 85:
+			c := conns[rnd.IntN(len(conns))]
+			send(c, conn.FIN|conn.ACK)
+		case r < 90:
+			c := conns[rnd.IntN(len(conns))]
+			send(c, conn.RST)
+		case r < 97:
+			// Edit a destination: weight and thresholds.
+			i := rnd.IntN(len(dests))
+			d := dests[i]
+			d.Weight = int32(rnd.IntN(5))
+			if err := eng.EditDest(svc.ServiceKey, d); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.tab.editDest(svc.ServiceKey, d); err != nil {
+				t.Fatal(err)
+			}
+			dests[i] = d
+		default:
+			// Remove a destination and add a new one.
+			if len(dests) > 2 {
+				i := rnd.IntN(len(dests))
+				d := dests[i]
+				if err := eng.DelDest(svc.ServiceKey, d.Key()); err != nil {
+					t.Fatal(err)
+				}
+				if err := f.tab.delDest(svc.ServiceKey, d.Key()); err != nil {
+					t.Fatal(err)
+				}
+				dests = append(dests[:i], dests[i+1:]...)
+			}
+			addDest(4 + step%200)
+		}
+	}
+	// The counters the listing shows must agree too.
+	st := eng.Services(time.Now())
+	for _, ds := range st[0].Dests {
+		var l govsDestLive
+		for _, de := range f.tab.svcs[svc.ServiceKey].dests {
+			if de.d.Key() == ds.Key() {
+				if err := f.objs.DestLive.Lookup(de.id, &l); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if uint32(l.Active) != ds.ActiveConns || uint32(l.Inact) != ds.InactConns {
+			t.Errorf("%s: bpf active/inact %d/%d, engine %d/%d", ds.Addr, l.Active, l.Inact, ds.ActiveConns, ds.InactConns)
+		}
+	}
+	t.Logf("%d new connections compared", news)
+}

@@ -1,0 +1,631 @@
+package ebpf
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/govs/govs/internal/conn"
+	"github.com/govs/govs/internal/dataplane"
+	"github.com/govs/govs/internal/ipvs"
+	"github.com/govs/govs/internal/sched"
+)
+
+// Limits of the BPF maps (structs.h).
+const (
+	maxServices  = 256
+	maxDests     = 32 // per service
+	maxDestIDs   = maxServices * maxDests
+	numTimeouts  = 16
+	timeoutUDP   = 11
+	connFInact   = 0x0100
+	connFNoOut   = 0x0200
+	connStateMsk = 0x00ff
+	destFAvail   = 0x1
+	svcFPersist  = 0x01
+	svcFOnePkt   = 0x04
+)
+
+// schedCodes are the schedulers the BPF program runs (structs.h enum
+// govs_sched).
+var schedCodes = map[string]uint8{
+	"rr": 0, "wrr": 1, "lc": 2, "wlc": 3, "sed": 4, "nq": 5, "fo": 6, "ovf": 7,
+	"sh": 8, "dh": 9,
+}
+
+// schedTableSlots is GOVS_SCHED_TABLE, the sched_table slots per service.
+const schedTableSlots = 4096
+
+// tcpStateNames are the kernel's names of the TCP states, by number.
+var tcpStateNames = [...]string{"NONE", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT",
+	"TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "SYNACK"}
+
+// defaultTCPTimeouts are the kernel's tcp_timeouts, seconds, by state.
+var defaultTCPTimeouts = [11]uint32{2, 900, 120, 60, 120, 120, 10, 60, 30, 120, 120}
+
+type svcEntry struct {
+	svc   ipvs.Service
+	id    uint32
+	dests []*destEntry // the kernel's order: newest first
+}
+
+type destEntry struct {
+	d  ipvs.Destination
+	id uint32
+}
+
+// tables mirrors the control plane's services and destinations into the
+// BPF maps. It is not safe for concurrent use; Dataplane serialises.
+type tables struct {
+	objs     *govsObjects
+	svcs     map[ipvs.ServiceKey]*svcEntry
+	svcIDs   []bool // in use
+	destIDs  []bool // in use by a configured destination
+	nextDest uint32
+	timeouts conn.Timeouts
+}
+
+func newTables(objs *govsObjects) *tables {
+	return &tables{
+		objs:    objs,
+		svcs:    make(map[ipvs.ServiceKey]*svcEntry),
+		svcIDs:  make([]bool, maxServices),
+		destIDs: make([]bool, maxDestIDs),
+	}
+}
+
+// addrWords renders a as the four network-order words of structs.h.
+func addrWords(a netip.Addr) [4]uint32 {
+	var w [4]uint32
+	if !a.IsValid() {
+		return w
+	}
+	a = a.Unmap()
+	var b []byte
+	if a.Is4() {
+		v := a.As4()
+		b = append(v[:], make([]byte, 12)...)
+	} else {
+		v := a.As16()
+		b = v[:]
+	}
+	for i := range w {
+		w[i] = binary.NativeEndian.Uint32(b[i*4:])
+	}
+	return w
+}
+
+func wordsAddr(w [4]uint32, family uint8) netip.Addr {
+	var b [16]byte
+	for i := range w {
+		binary.NativeEndian.PutUint32(b[i*4:], w[i])
+	}
+	if family == afInet {
+		return netip.AddrFrom4([4]byte(b[:4]))
+	}
+	return netip.AddrFrom16(b)
+}
+
+// htons converts a port to the network-order value the C side stores.
+func htons(p uint16) uint16 { return binary.NativeEndian.Uint16(binary.BigEndian.AppendUint16(nil, p)) }
+func ntohs(p uint16) uint16 { return htons(p) }
+
+const (
+	afInet  = 2
+	afInet6 = 10
+)
+
+func family(f ipvs.Family) uint8 {
+	if f == ipvs.IPv6 {
+		return afInet6
+	}
+	return afInet
+}
+
+func svcKeyOf(k ipvs.ServiceKey) govsSvcKey {
+	sk := govsSvcKey{Family: family(k.Family)}
+	if k.IsFWMark() {
+		sk.Fwmark = k.FWMark
+		return sk
+	}
+	sk.Addr = addrWords(k.Addr)
+	sk.Port = htons(k.Port)
+	sk.Proto = uint8(k.Protocol)
+	return sk
+}
+
+// checkService reports what the BPF program cannot do for svc.
+func checkService(svc ipvs.Service) error {
+	if _, ok := schedCodes[svc.Scheduler]; !ok {
+		return fmt.Errorf("ebpf data plane: scheduler %q: %w (it runs rr, wrr, lc, wlc, sed, nq, fo, ovf, sh and dh; use --dataplane proxy for the others)",
+			svc.Scheduler, dataplane.ErrUnsupported)
+	}
+	if svc.Protocol == ipvs.ProtoSCTP {
+		return fmt.Errorf("ebpf data plane: SCTP services: %w (use --dataplane proxy)", dataplane.ErrUnsupported)
+	}
+	if svc.PE != "" {
+		return fmt.Errorf("ebpf data plane: persistence engine %q: %w", svc.PE, dataplane.ErrUnsupported)
+	}
+	return nil
+}
+
+// checkDest reports what the BPF program cannot do for d.
+func checkDest(svc ipvs.Service, d ipvs.Destination) error {
+	if d.Fwd == ipvs.Tunnel {
+		if d.TunType == ipvs.TunGRE {
+			return fmt.Errorf("ebpf data plane: GRE tunnels: %w (use ipip or gue)", dataplane.ErrUnsupported)
+		}
+		if d.TunFlags != ipvs.TunNoCsum {
+			return fmt.Errorf("ebpf data plane: tunnel checksum options: %w (GUE is sent without checksum)", dataplane.ErrUnsupported)
+		}
+		svcFam := svc.Family
+		if svcFam != ipvs.FamilyNone && ipvs.FamilyOf(d.Addr) != svcFam {
+			return fmt.Errorf("ebpf data plane: %s tunnel to %s realserver %s: %w (the outer header has the inner family)",
+				svcFam, ipvs.FamilyOf(d.Addr), d.Addr, dataplane.ErrUnsupported)
+		}
+	}
+	return nil
+}
+
+func (t *tables) allocSvcID() (uint32, error) {
+	for i, used := range t.svcIDs {
+		if !used {
+			t.svcIDs[i] = true
+			return uint32(i), nil
+		}
+	}
+	return 0, fmt.Errorf("ebpf data plane: more than %d services", maxServices)
+}
+
+// allocDestID returns an id no configured destination and no connection
+// uses. Ids are handed out round robin so that a removed destination's id
+// (whose connections drain) is reused as late as possible.
+func (t *tables) allocDestID() (uint32, error) {
+	for range maxDestIDs {
+		id := t.nextDest
+		t.nextDest = (t.nextDest + 1) % maxDestIDs
+		if t.destIDs[id] {
+			continue
+		}
+		var live govsDestLive
+		if err := t.objs.DestLive.Lookup(id, &live); err != nil {
+			return 0, fmt.Errorf("read dest_live: %w", err)
+		}
+		if live.Active != 0 || live.Inact != 0 || live.Persist != 0 {
+			continue // still referenced by connections of a removed dest
+		}
+		if err := t.objs.DestLive.Update(id, govsDestLive{}, ebpf.UpdateAny); err != nil {
+			return 0, fmt.Errorf("reset dest_live: %w", err)
+		}
+		if err := zeroPerCPU(t.objs.DestStats, id); err != nil {
+			return 0, err
+		}
+		t.destIDs[id] = true
+		return id, nil
+	}
+	return 0, fmt.Errorf("ebpf data plane: more than %d destinations", maxDestIDs)
+}
+
+func zeroPerCPU(m *ebpf.Map, key uint32) error {
+	n, err := ebpf.PossibleCPU()
+	if err != nil {
+		return fmt.Errorf("count CPUs: %w", err)
+	}
+	if err := m.Update(key, make([]govsStats, n), ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("zero %s: %w", m, err)
+	}
+	return nil
+}
+
+func (t *tables) svcValue(e *svcEntry) govsSvc {
+	s := e.svc
+	v := govsSvc{
+		Id:      e.id,
+		Timeout: s.Timeout,
+		Flags:   uint16(s.Flags()),
+		Sched:   schedCodes[s.Scheduler],
+		Netmask: s.Netmask,
+		Ndests:  uint16(len(e.dests)),
+		Fwmark:  s.FWMark,
+		Port:    htons(s.Port),
+	}
+	v.WrrMw, v.WrrGcd = wrrParams(e.dests)
+	return v
+}
+
+// wrrParams are ip_vs_wrr's mark->mw and mark->di for a list.
+func wrrParams(list []*destEntry) (mw, di int32) {
+	g, m := int32(0), int32(0)
+	for _, d := range list {
+		w := d.d.Weight
+		if w > 0 {
+			if g > 0 {
+				g = gcd(w, g)
+			} else {
+				g = w
+			}
+		}
+		m = max(m, w)
+	}
+	if g == 0 {
+		g = 1
+	}
+	return m - (g - 1), g
+}
+
+func gcd(a, b int32) int32 {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
+func (t *tables) writeSvc(e *svcEntry) error {
+	if err := t.objs.Services.Update(svcKeyOf(e.svc.ServiceKey), t.svcValue(e), ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("update service %s: %w", e.svc.ServiceKey, err)
+	}
+	return nil
+}
+
+func (t *tables) writeList(e *svcEntry) error {
+	if err := t.writeTable(e); err != nil {
+		return err
+	}
+	for i := range maxDests {
+		id := uint32(0)
+		if i < len(e.dests) {
+			id = e.dests[i].id
+		}
+		if err := t.objs.SvcDests.Update(e.id*maxDests+uint32(i), id, ebpf.UpdateAny); err != nil {
+			return fmt.Errorf("update destination list of %s: %w", e.svc.ServiceKey, err)
+		}
+	}
+	return nil
+}
+
+// writeTable stores the lookup table of sh and dh, built by package sched
+// itself, as list indexes.
+func (t *tables) writeTable(e *svcEntry) error {
+	name := e.svc.Scheduler
+	if name != "sh" && name != "dh" {
+		return nil
+	}
+	list := make([]*ipvs.Dest, len(e.dests))
+	idx := make(map[*ipvs.Dest]uint8, len(e.dests))
+	for i, d := range e.dests {
+		list[i] = ipvs.NewDest(d.d)
+		idx[list[i]] = uint8(i)
+	}
+	n, err := sched.Lookup(name)
+	if err != nil {
+		return err
+	}
+	var table []*ipvs.Dest
+	switch s := n(sched.Config{}, list).(type) {
+	case *sched.SH:
+		table = s.Table()
+	case *sched.DH:
+		table = s.Table()
+	default:
+		return fmt.Errorf("scheduler %s exports no table", name)
+	}
+	keys := make([]uint32, len(table))
+	vals := make([]uint8, len(table))
+	for i, d := range table {
+		keys[i] = e.id*schedTableSlots + uint32(i)
+		vals[i] = 0xff
+		if d != nil {
+			vals[i] = idx[d]
+		}
+	}
+	if _, err := t.objs.SchedTable.BatchUpdate(keys, vals, nil); err != nil {
+		for i := range keys {
+			if err := t.objs.SchedTable.Update(keys[i], vals[i], ebpf.UpdateAny); err != nil {
+				return fmt.Errorf("write %s table: %w", name, err)
+			}
+		}
+	}
+	return nil
+}
+
+func destValue(d ipvs.Destination, avail bool) govsDest {
+	v := govsDest{
+		Addr:     addrWords(d.Addr),
+		Weight:   d.Weight,
+		Upper:    d.Upper,
+		Lower:    d.Lower,
+		Port:     htons(d.Port),
+		TunPort:  htons(d.TunPort),
+		Fwd:      uint8(d.Fwd),
+		Family:   family(ipvs.FamilyOf(d.Addr)),
+		TunType:  uint8(d.TunType),
+		TunFlags: uint8(d.TunFlags),
+	}
+	if avail {
+		v.Flags = destFAvail
+	}
+	return v
+}
+
+func (t *tables) state(e *svcEntry) (govsSvcState, error) {
+	var st govsSvcState
+	if err := t.objs.SvcState.Lookup(e.id, &st); err != nil {
+		return st, fmt.Errorf("read scheduler state: %w", err)
+	}
+	return st, nil
+}
+
+func (t *tables) setState(e *svcEntry, st govsSvcState) error {
+	if err := t.objs.SvcState.Update(e.id, st, ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("write scheduler state: %w", err)
+	}
+	return nil
+}
+
+// wrrChanged is ip_vs_wrr_dest_changed: back to the head of the list, cw
+// adjusted to the new weights.
+func (t *tables) wrrChanged(e *svcEntry, st govsSvcState) govsSvcState {
+	mw, di := wrrParams(e.dests)
+	st.Last = -1
+	if st.Cw > mw || st.Cw == 0 {
+		st.Cw = mw
+	} else if di > 1 {
+		st.Cw = (st.Cw/di)*di + 1
+	}
+	return st
+}
+
+func (t *tables) addService(svc ipvs.Service) error {
+	if _, ok := t.svcs[svc.ServiceKey]; ok {
+		return fmt.Errorf("service %s: %w", svc.ServiceKey, ipvs.ErrServiceExists)
+	}
+	if err := checkService(svc); err != nil {
+		return err
+	}
+	id, err := t.allocSvcID()
+	if err != nil {
+		return err
+	}
+	e := &svcEntry{svc: svc, id: id}
+	if err := zeroPerCPU(t.objs.SvcStats, id); err != nil {
+		return err
+	}
+	if err := t.setState(e, govsSvcState{Last: -1}); err != nil {
+		return err
+	}
+	if err := t.writeList(e); err != nil {
+		return err
+	}
+	if err := t.writeSvc(e); err != nil {
+		return err
+	}
+	t.svcs[svc.ServiceKey] = e
+	return nil
+}
+
+func (t *tables) editService(svc ipvs.Service) error {
+	e, ok := t.svcs[svc.ServiceKey]
+	if !ok {
+		return fmt.Errorf("service %s: %w", svc.ServiceKey, ipvs.ErrNoService)
+	}
+	if err := checkService(svc); err != nil {
+		return err
+	}
+	changed := e.svc.Scheduler != svc.Scheduler
+	e.svc = svc
+	if err := t.writeTable(e); err != nil {
+		return err
+	}
+	if changed {
+		// A new scheduler starts fresh (the kernel's init_service).
+		mw, _ := wrrParams(e.dests)
+		if err := t.setState(e, govsSvcState{Last: -1, Cw: mw}); err != nil {
+			return err
+		}
+	}
+	return t.writeSvc(e)
+}
+
+func (t *tables) delService(k ipvs.ServiceKey) error {
+	e, ok := t.svcs[k]
+	if !ok {
+		return fmt.Errorf("service %s: %w", k, ipvs.ErrNoService)
+	}
+	if err := t.objs.Services.Delete(svcKeyOf(k)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("delete service %s: %w", k, err)
+	}
+	for _, d := range e.dests {
+		if err := t.retireDest(d); err != nil {
+			return err
+		}
+	}
+	t.svcIDs[e.id] = false
+	delete(t.svcs, k)
+	return nil
+}
+
+// retireDest marks d unavailable: its connections continue, persistence
+// templates pointing at it are not used again, and its id is reused once
+// no connection counts on it.
+func (t *tables) retireDest(d *destEntry) error {
+	if err := t.objs.Dests.Update(d.id, destValue(d.d, false), ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("retire destination %s: %w", d.d.AddrPort(), err)
+	}
+	t.destIDs[d.id] = false
+	return nil
+}
+
+func (t *tables) addDest(k ipvs.ServiceKey, d ipvs.Destination) error {
+	e, ok := t.svcs[k]
+	if !ok {
+		return fmt.Errorf("service %s: %w", k, ipvs.ErrNoService)
+	}
+	if err := checkDest(e.svc, d); err != nil {
+		return err
+	}
+	if slices.ContainsFunc(e.dests, func(x *destEntry) bool { return x.d.Key() == d.Key() }) {
+		return fmt.Errorf("destination %s: %w", d.AddrPort(), ipvs.ErrDestExists)
+	}
+	if len(e.dests) >= maxDests {
+		return fmt.Errorf("ebpf data plane: service %s has %d destinations, the most it can forward to", k, maxDests)
+	}
+	id, err := t.allocDestID()
+	if err != nil {
+		return err
+	}
+	if err := t.objs.Dests.Update(id, destValue(d, true), ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("add destination %s: %w", d.AddrPort(), err)
+	}
+	st, err := t.state(e)
+	if err != nil {
+		return err
+	}
+	e.dests = slices.Insert(e.dests, 0, &destEntry{d: d, id: id})
+	switch e.svc.Scheduler {
+	case "rr":
+		// sched_data points at a list node; a new head shifts indexes.
+		if st.Last >= 0 {
+			st.Last++
+		}
+	case "wrr":
+		st = t.wrrChanged(e, st)
+	}
+	if err := t.writeList(e); err != nil {
+		return err
+	}
+	if err := t.setState(e, st); err != nil {
+		return err
+	}
+	return t.writeSvc(e)
+}
+
+func (t *tables) findDest(k ipvs.ServiceKey, dk ipvs.DestKey) (*svcEntry, int, error) {
+	e, ok := t.svcs[k]
+	if !ok {
+		return nil, 0, fmt.Errorf("service %s: %w", k, ipvs.ErrNoService)
+	}
+	i := slices.IndexFunc(e.dests, func(x *destEntry) bool { return x.d.Key() == dk })
+	if i < 0 {
+		return nil, 0, fmt.Errorf("destination %s: %w", netip.AddrPortFrom(dk.Addr, dk.Port), ipvs.ErrNoDest)
+	}
+	return e, i, nil
+}
+
+func (t *tables) editDest(k ipvs.ServiceKey, d ipvs.Destination) error {
+	e, i, err := t.findDest(k, d.Key())
+	if err != nil {
+		return err
+	}
+	if err := checkDest(e.svc, d); err != nil {
+		return err
+	}
+	de := e.dests[i]
+	de.d = d
+	if err := t.objs.Dests.Update(de.id, destValue(d, true), ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("edit destination %s: %w", d.AddrPort(), err)
+	}
+	// Thresholds changed: recompute the overload flag (UpdateOverload).
+	var live govsDestLive
+	if err := t.objs.DestLive.Lookup(de.id, &live); err == nil {
+		ld := ipvs.Dest{Destination: d, ActiveConns: live.Active, InactConns: live.Inact, Overloaded: live.Overloaded != 0}
+		ld.UpdateOverload()
+		if ov := boolU32(ld.Overloaded); ov != live.Overloaded {
+			live.Overloaded = ov
+			_ = t.objs.DestLive.Update(de.id, live, ebpf.UpdateAny) // races only with the counters' atomics for one instant
+		}
+	}
+	if err := t.writeTable(e); err != nil {
+		return err
+	}
+	if e.svc.Scheduler == "wrr" {
+		st, err := t.state(e)
+		if err != nil {
+			return err
+		}
+		if err := t.setState(e, t.wrrChanged(e, st)); err != nil {
+			return err
+		}
+	}
+	return t.writeSvc(e)
+}
+
+func boolU32(b bool) uint32 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (t *tables) delDest(k ipvs.ServiceKey, dk ipvs.DestKey) error {
+	e, at, err := t.findDest(k, dk)
+	if err != nil {
+		return err
+	}
+	d := e.dests[at]
+	e.dests = slices.Delete(e.dests, at, at+1)
+	st, err := t.state(e)
+	if err != nil {
+		return err
+	}
+	switch e.svc.Scheduler {
+	case "rr":
+		// ip_vs_rr_del_dest: a position on the removed dest moves to
+		// the one before it (the head if it was first).
+		switch {
+		case int(st.Last) == at:
+			st.Last = int32(at) - 1
+		case int(st.Last) > at:
+			st.Last--
+		}
+	case "wrr":
+		st = t.wrrChanged(e, st)
+	}
+	if err := t.writeList(e); err != nil {
+		return err
+	}
+	if err := t.setState(e, st); err != nil {
+		return err
+	}
+	if err := t.writeSvc(e); err != nil {
+		return err
+	}
+	return t.retireDest(d)
+}
+
+func (t *tables) flush() error {
+	for k := range t.svcs {
+		if err := t.delService(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setTimeouts writes the --set timeouts (zero fields unchanged).
+func (t *tables) setTimeouts(to conn.Timeouts) error {
+	if to.TCP != 0 {
+		t.timeouts.TCP = to.TCP
+	}
+	if to.TCPFin != 0 {
+		t.timeouts.TCPFin = to.TCPFin
+	}
+	if to.UDP != 0 {
+		t.timeouts.UDP = to.UDP
+	}
+	vals := make([]uint32, numTimeouts)
+	copy(vals, defaultTCPTimeouts[:])
+	vals[1] = uint32(t.timeouts.TCP / time.Second)
+	vals[4] = uint32(t.timeouts.TCPFin / time.Second)
+	vals[timeoutUDP] = uint32(t.timeouts.UDP / time.Second)
+	for i, v := range vals {
+		if err := t.objs.Timeouts.Update(uint32(i), v, ebpf.UpdateAny); err != nil {
+			return fmt.Errorf("update timeouts: %w", err)
+		}
+	}
+	return nil
+}
