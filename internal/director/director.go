@@ -79,7 +79,34 @@ func New(cfg Config) (*Director, error) {
 	if d.now == nil {
 		d.now = time.Now
 	}
+	if err := d.adopt(); err != nil {
+		return nil, err
+	}
 	return d, nil
+}
+
+// adopt loads what the data plane already forwards into the engine, so
+// that the two agree from the start: a data plane that kept forwarding
+// across a govsd restart (ebpf pins its maps) holds the services of the
+// previous run. Nothing is mirrored back. Destinations are added oldest
+// first, so the engine's list order (newest first) is the data plane's.
+func (d *Director) adopt() error {
+	svcs, err := d.dp.Services()
+	if err != nil {
+		return fmt.Errorf("read the services the %s data plane already forwards: %w", d.dp.Name(), err)
+	}
+	for _, s := range svcs {
+		if err := d.eng.AddService(s.Service); err != nil {
+			return fmt.Errorf("adopt service %s from the %s data plane: %w", s.ServiceKey, d.dp.Name(), err)
+		}
+		for i := len(s.Dests) - 1; i >= 0; i-- {
+			if err := d.eng.AddDest(s.ServiceKey, s.Dests[i].Destination); err != nil {
+				return fmt.Errorf("adopt destination %s of %s from the %s data plane: %w", s.Dests[i].AddrPort(), s.ServiceKey, d.dp.Name(), err)
+			}
+		}
+		d.log.Info("adopted service from the data plane", "service", s.ServiceKey.String(), "dests", len(s.Dests))
+	}
+	return nil
 }
 
 // Health reports the data plane's health; nil is healthy.

@@ -142,6 +142,7 @@ func TestChangesMirrored(t *testing.T) {
 	}
 	r.agree(t)
 	want := []string{
+		"Services", // New adopts what the data plane already forwards
 		"CheckService", "AddService", "CheckDest", "AddDest", "CheckDest", "AddDest",
 		"CheckService", "AddService", "CheckService", "EditService", "CheckDest", "EditDest",
 		"DelDest", "DelService",
@@ -499,5 +500,37 @@ func TestNewNeedsBoth(t *testing.T) {
 	}
 	if _, err := director.New(director.Config{Engine: engine.New(engine.Options{})}); err == nil {
 		t.Error("New without a data plane succeeded")
+	}
+}
+
+// TestNewAdoptsDataplaneState: a data plane that kept forwarding across a
+// restart already holds services; the new director loads them into its
+// engine, in the same list order, without mirroring them back.
+func TestNewAdoptsDataplaneState(t *testing.T) {
+	fake := dataplanetest.New("pinned")
+	svc := ipvs.Service{ServiceKey: ipvs.TCPService(netip.MustParseAddrPort("10.0.0.1:80")), Scheduler: "wrr"}
+	svc.SetDefaults()
+	if err := fake.AddService(svc); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{"10.0.1.1", "10.0.1.2"} {
+		if err := fake.AddDest(svc.ServiceKey, ipvs.Destination{Addr: netip.MustParseAddr(a), Port: 80, Fwd: ipvs.Route, Weight: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fake.ResetCalls()
+	eng := engine.New(engine.Options{})
+	if _, err := director.New(director.Config{Engine: eng, Dataplane: fake}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := eng.Service(time.Now(), svc.ServiceKey)
+	if err != nil {
+		t.Fatalf("engine lacks the adopted service: %v", err)
+	}
+	if len(st.Dests) != 2 || st.Dests[0].Addr.String() != "10.0.1.2" || st.Dests[1].Addr.String() != "10.0.1.1" {
+		t.Fatalf("engine dests = %+v, want 10.0.1.2 then 10.0.1.1 (newest first, as the data plane has them)", st.Dests)
+	}
+	if calls := fake.ChangeCalls(); len(calls) != 0 {
+		t.Fatalf("adoption mirrored changes back into the data plane: %v", calls)
 	}
 }
