@@ -20,6 +20,7 @@ import (
 
 	"github.com/govs/govs/internal/api"
 	"github.com/govs/govs/internal/dataplane"
+	"github.com/govs/govs/internal/dataplane/ebpf"
 	"github.com/govs/govs/internal/director"
 	"github.com/govs/govs/internal/engine"
 	"github.com/govs/govs/internal/metrics"
@@ -57,7 +58,7 @@ type env struct {
 	stdout       io.Writer
 	stderr       io.Writer
 	getenv       func(string) string
-	newDataplane func(name string, eng *engine.Engine, log *slog.Logger) (dataplane.Dataplane, error)
+	newDataplane func(o dataplaneOptions, eng *engine.Engine, log *slog.Logger) (dataplane.Dataplane, error)
 	// ready, if set, is called once the API (and metrics, "" if off)
 	// listen.
 	ready func(socket, metricsAddr string)
@@ -68,7 +69,7 @@ type env struct {
 var errUsage = errors.New("usage")
 
 type options struct {
-	dataplane      string
+	dataplane      dataplaneOptions
 	socket         string
 	metricsAddress string
 	logLevel       slog.Level
@@ -85,7 +86,7 @@ func parseFlags(args []string, e env) (options, error) {
 	if s := e.getenv(api.SocketEnv); s != "" {
 		socket = s
 	}
-	fs.StringVar(&o.dataplane, "dataplane", "proxy", "data plane: "+strings.Join(dataplaneNames, " or "))
+	o.dataplane.flags(fs)
 	fs.StringVar(&o.socket, "socket", socket, "API unix socket (default from "+api.SocketEnv+" if set)")
 	fs.StringVar(&o.metricsAddress, "metrics-address", "127.0.0.1:9477", `Prometheus metrics address ("" disables)`)
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
@@ -113,8 +114,8 @@ func parseFlags(args []string, e env) (options, error) {
 		fmt.Fprintf(e.stderr, "govsd: unexpected argument %q: govsd takes only flags (see govsd -h)\n", fs.Arg(0))
 		return o, errUsage
 	}
-	if !slices.Contains(dataplaneNames, o.dataplane) {
-		fmt.Fprintf(e.stderr, "govsd: unknown data plane %q: use --dataplane %s\n", o.dataplane, strings.Join(dataplaneNames, " or --dataplane "))
+	if !slices.Contains(dataplaneNames, o.dataplane.name) {
+		fmt.Fprintf(e.stderr, "govsd: unknown data plane %q: use --dataplane %s\n", o.dataplane.name, strings.Join(dataplaneNames, " or --dataplane "))
 		return o, errUsage
 	}
 	if o.socket == "" {
@@ -147,13 +148,20 @@ func run(ctx context.Context, args []string, e env) (err error) {
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: o.logLevel}))
 
 	eng := engine.New(engine.Options{})
+	if o.dataplane.remove {
+		if err := ebpf.Remove(o.dataplane.pinPath); err != nil {
+			return fmt.Errorf("remove the ebpf data plane: %w", err)
+		}
+		fmt.Fprintf(e.stderr, "govsd: ebpf data plane removed from %s\n", o.dataplane.pinPath)
+		return nil
+	}
 	dp, err := e.newDataplane(o.dataplane, eng, log)
 	if err != nil {
 		return err
 	}
 	defer func() {
 		if cerr := dp.Close(); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("close the %s data plane: %w", o.dataplane, cerr))
+			err = errors.Join(err, fmt.Errorf("close the %s data plane: %w", o.dataplane.name, cerr))
 		}
 	}()
 	dir, err := director.New(director.Config{Engine: eng, Dataplane: dp, Log: log, Version: govsVersion()})

@@ -44,7 +44,7 @@ func testEnv(stderr io.Writer, fake *dataplanetest.Fake) env {
 	return env{
 		stderr: stderr,
 		getenv: func(string) string { return "" },
-		newDataplane: func(name string, _ *engine.Engine, _ *slog.Logger) (dataplane.Dataplane, error) {
+		newDataplane: func(dataplaneOptions, *engine.Engine, *slog.Logger) (dataplane.Dataplane, error) {
 			return fake, nil
 		},
 	}
@@ -188,17 +188,21 @@ func TestFlags(t *testing.T) {
 		return ""
 	}
 	o, err := parseFlags(nil, e)
-	if err != nil || o.socket != "/tmp/from-env.sock" || o.dataplane != "proxy" || o.metricsAddress != "127.0.0.1:9477" || o.logLevel != slog.LevelInfo {
+	if err != nil || o.socket != "/tmp/from-env.sock" || o.dataplane.name != "proxy" || o.metricsAddress != "127.0.0.1:9477" || o.logLevel != slog.LevelInfo {
 		t.Errorf("defaults = %+v, %v", o, err)
 	}
 	o, err = parseFlags([]string{"--socket", "/x.sock", "--dataplane", "ebpf", "--metrics-address", "", "--log-level", "warn"}, e)
-	if err != nil || o.socket != "/x.sock" || o.dataplane != "ebpf" || o.metricsAddress != "" || o.logLevel != slog.LevelWarn {
+	if err != nil || o.socket != "/x.sock" || o.dataplane.name != "ebpf" || o.metricsAddress != "" || o.logLevel != slog.LevelWarn {
 		t.Errorf("flags = %+v, %v", o, err)
 	}
 	for _, bad := range [][]string{{"--dataplane", "xdp"}, {"--log-level", "loud"}, {"extra"}, {"--socket", ""}, {"-f", "keepalived.conf"}} {
 		if _, err := parseFlags(bad, e); !errors.Is(err, errUsage) {
 			t.Errorf("parseFlags(%q) = %v, want a usage error", bad, err)
 		}
+	}
+	if o, err := parseFlags([]string{"--dataplane", "ebpf", "--interface", "eth0,eth1", "--interface", "eth2", "--xdp"}, testEnv(io.Discard, nil)); err != nil ||
+		strings.Join(o.dataplane.interfaces, " ") != "eth0 eth1 eth2" || !o.dataplane.xdp {
+		t.Errorf("ebpf flags: %+v, %v", o.dataplane, err)
 	}
 	if o, _ := parseFlags(nil, testEnv(io.Discard, nil)); o.socket != api.DefaultSocket {
 		t.Errorf("default socket %q", o.socket)
@@ -207,10 +211,10 @@ func TestFlags(t *testing.T) {
 
 func TestNewDataplane(t *testing.T) {
 	eng := engine.New(engine.Options{})
-	if _, err := newDataplane("ebpf", eng, slog.New(slog.DiscardHandler)); err == nil || err.Error() != "data plane ebpf is not built into this govsd yet: use --dataplane proxy" {
-		t.Errorf("ebpf: %v", err)
+	if _, err := newDataplane(dataplaneOptions{name: "ebpf"}, eng, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "pass --interface") {
+		t.Errorf("ebpf without interfaces: %v", err)
 	}
-	if _, err := newDataplane("nope", eng, slog.New(slog.DiscardHandler)); err == nil {
+	if _, err := newDataplane(dataplaneOptions{name: "nope"}, eng, slog.New(slog.DiscardHandler)); err == nil {
 		t.Error("unknown data plane accepted")
 	}
 }
