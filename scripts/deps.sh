@@ -3,7 +3,7 @@
 # that are missing. Runs apt-get update at most once.
 set -euo pipefail
 
-pkgs=(clang-14 llvm-14 libbpf-dev iproute2 nftables iputils-ping)
+pkgs=(clang-14 llvm-14 libbpf-dev iproute2 nftables iputils-ping keepalived tshark ethtool)
 
 missing=()
 for p in "${pkgs[@]}"; do
