@@ -11,17 +11,17 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/govs/govs/internal/testenv"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
 
-// RequireRoot skips tb when not running as root, saying why; as root it
-// does nothing, so a broken environment fails the test loudly instead.
+// RequireRoot skips tb when not running as root, saying why (in CI, where
+// GOVS_REQUIRE_PRIVILEGED=1, it fails instead; see internal/testenv); as
+// root it does nothing, so a broken environment fails the test loudly.
 func RequireRoot(tb testing.TB) {
 	tb.Helper()
-	if os.Geteuid() != 0 {
-		tb.Skip("skipping: needs root (network namespaces, BPF); run the tests as root to include it")
-	}
+	testenv.Root(tb)
 }
 
 // NS is a network namespace created for a test.

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govs/govs/internal/testenv"
 	"github.com/govs/govs/internal/vrrp"
 )
 
@@ -95,9 +96,7 @@ func (k *keepalived) stop() {
 func needKeepalived(t *testing.T) {
 	t.Helper()
 	needRoot(t)
-	if _, err := exec.LookPath("keepalived"); err != nil {
-		t.Skip("skipped: keepalived is not installed (apt-get install keepalived)")
-	}
+	testenv.Command(t, "keepalived", "keepalived")
 }
 
 func keepalivedConf(ifname string, version, prio int, vip netip.Prefix, extra string) string {
@@ -200,9 +199,7 @@ func TestNetnsVRRPKeepalived(t *testing.T) {
 // dissect them: no malformed packet, no bad checksum.
 func TestNetnsTsharkDecodesAdverts(t *testing.T) {
 	needRoot(t)
-	if _, err := exec.LookPath("tshark"); err != nil {
-		t.Skip("skipped: tshark is not installed (apt-get install tshark)")
-	}
+	testenv.Command(t, "tshark", "tshark")
 	for i, tc := range []struct {
 		name string
 		vip  netip.Prefix

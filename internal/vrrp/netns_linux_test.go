@@ -14,6 +14,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
+	"github.com/govs/govs/internal/testenv"
 	"github.com/govs/govs/internal/vrrp"
 )
 
@@ -28,12 +29,7 @@ type side struct {
 
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipped: needs root to create network namespaces and veth pairs; run `go test` as root to include it")
-	}
-	if testing.Short() {
-		t.Skip("skipped in -short mode: privileged namespace test")
-	}
+	testenv.Root(t)
 }
 
 // newPair builds two namespaces joined by a veth pair, addressed from
