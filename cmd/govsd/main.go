@@ -19,10 +19,12 @@ import (
 	"time"
 
 	"github.com/govs/govs/internal/api"
+	"github.com/govs/govs/internal/config"
 	"github.com/govs/govs/internal/dataplane"
 	"github.com/govs/govs/internal/dataplane/ebpf"
 	"github.com/govs/govs/internal/director"
 	"github.com/govs/govs/internal/engine"
+	"github.com/govs/govs/internal/keepalived"
 	"github.com/govs/govs/internal/metrics"
 )
 
@@ -40,10 +42,14 @@ const shutdownTimeout = 5 * time.Second
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	err := run(ctx, os.Args[1:], env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, newDataplane: newDataplane})
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	err := run(ctx, os.Args[1:], env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, newDataplane: newDataplane, hup: hup})
 	stop()
 	switch {
 	case errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, errConfigTest):
+		os.Exit(1)
 	case errors.Is(err, errUsage):
 		os.Exit(2)
 	case err != nil:
@@ -62,6 +68,8 @@ type env struct {
 	// ready, if set, is called once the API (and metrics, "" if off)
 	// listen.
 	ready func(socket, metricsAddr string)
+	// hup delivers SIGHUP: reload the configuration file.
+	hup <-chan os.Signal
 }
 
 // errUsage is returned for a bad command line, already explained on
@@ -74,6 +82,9 @@ type options struct {
 	metricsAddress string
 	logLevel       slog.Level
 	rules          string
+	configFile     string
+	configTest     bool
+	drainTimeout   time.Duration
 	version        bool
 	demo           demoOptions
 }
@@ -91,6 +102,12 @@ func parseFlags(args []string, e env) (options, error) {
 	fs.StringVar(&o.metricsAddress, "metrics-address", "127.0.0.1:9477", `Prometheus metrics address ("" disables)`)
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 	fs.StringVar(&o.rules, "rules", "", "restore these rules (ipvsadm -S format) at start")
+	fs.StringVar(&o.configFile, "f", "", "read this keepalived.conf: virtual servers, health checks (reloaded on SIGHUP)")
+	fs.StringVar(&o.configFile, "config-file", "", "same as -f")
+	fs.BoolVar(&o.configTest, "t", false, "check the -f configuration file, print its errors and exit (0: valid, 1: not)")
+	fs.BoolVar(&o.configTest, "config-test", false, "same as -t")
+	fs.DurationVar(&o.drainTimeout, "drain-timeout", keepalived.DefaultDrainTimeout,
+		"how long a realserver or service removed by a reload keeps its connections (weight 0) before it is deleted")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.BoolVar(&o.demo.on, "demo", false, "run the demo: embedded default config, realservers and a client on loopback")
 	fs.TextVar(&o.demo.vip, "demo-vip", defaultDemoVIP, "the demo's virtual service address")
@@ -116,6 +133,18 @@ func parseFlags(args []string, e env) (options, error) {
 	}
 	if !slices.Contains(dataplaneNames, o.dataplane.name) {
 		fmt.Fprintf(e.stderr, "govsd: unknown data plane %q: use --dataplane %s\n", o.dataplane.name, strings.Join(dataplaneNames, " or --dataplane "))
+		return o, errUsage
+	}
+	if o.configTest && o.configFile == "" {
+		fmt.Fprintf(e.stderr, "govsd: -t checks a configuration file: give it with -f, e.g. govsd -t -f /etc/keepalived/keepalived.conf\n")
+		return o, errUsage
+	}
+	if o.configFile != "" && o.rules != "" {
+		fmt.Fprintf(e.stderr, "govsd: -f and --rules both configure services: use one of them\n")
+		return o, errUsage
+	}
+	if o.drainTimeout <= 0 {
+		fmt.Fprintf(e.stderr, "govsd: --drain-timeout must be positive, e.g. --drain-timeout 60s\n")
 		return o, errUsage
 	}
 	if o.socket == "" {
@@ -145,7 +174,16 @@ func run(ctx context.Context, args []string, e env) (err error) {
 		fmt.Fprintf(e.stderr, "govsd %s (IPVS %s)\n", govsVersion(), director.Version)
 		return nil
 	}
+	if o.configTest {
+		return configTest(o.configFile, e.stderr)
+	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: o.logLevel}))
+	var cfg *config.Config
+	if o.configFile != "" {
+		if cfg, err = loadConfig(o.configFile, log); err != nil {
+			return err
+		}
+	}
 
 	eng := engine.New(engine.Options{})
 	if o.dataplane.remove {
@@ -187,11 +225,52 @@ func run(ctx context.Context, args []string, e env) (err error) {
 		log.Info("rules restored", "file", o.rules)
 	}
 
+	var apiOpts []api.ServerOption
+	var metricsOpts []metrics.Option
+	if cfg != nil {
+		if err := startConfig(ctx, cfg, dir, o, log); err != nil {
+			return err
+		}
+		mgr, err := keepalived.New(keepalived.Options{Director: dir, Path: o.configFile, Logger: log.With("component", "healthcheck"),
+			DrainTimeout: o.drainTimeout})
+		if err != nil {
+			return err
+		}
+		// Closed before the data plane (deferred earlier, run later):
+		// checkers stop and the configured services go.
+		defer func() {
+			cctx, ccancel := context.WithTimeout(context.Background(), shutdownTimeout)
+			defer ccancel()
+			if cerr := mgr.Close(cctx); cerr != nil {
+				log.Warn("stop health checks", "err", cerr)
+			}
+		}()
+		if _, err := mgr.Start(ctx, cfg); err != nil {
+			return fmt.Errorf("apply %s: %w", o.configFile, err)
+		}
+		svcs, _ := cfg.IPVS()
+		log.Info("configuration loaded", "file", o.configFile, "services", len(svcs))
+		apiOpts = append(apiOpts, api.WithHealth(mgr), api.WithReload(mgr))
+		metricsOpts = append(metricsOpts, metrics.WithHealth(mgr))
+		go reloadLoop(ctx, e.hup, mgr, log)
+	} else if e.hup != nil {
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-e.hup:
+					log.Warn("SIGHUP ignored: govsd runs without -f, there is no configuration file to reload")
+				}
+			}
+		}()
+	}
+
 	apiL, err := api.Listen(o.socket)
 	if err != nil {
 		return socketError(o.socket, err)
 	}
-	apiSrv := &http.Server{Handler: api.NewServer(dir, log), ReadHeaderTimeout: 10 * time.Second}
+	apiSrv := &http.Server{Handler: api.NewServer(dir, log, apiOpts...), ReadHeaderTimeout: 10 * time.Second}
 	servers := []*http.Server{apiSrv}
 	errc := make(chan error, 2)
 	go func() { errc <- serve(apiSrv, apiL, "API") }()
@@ -203,7 +282,7 @@ func run(ctx context.Context, args []string, e env) (err error) {
 			shutdown(servers, log)
 			return fmt.Errorf("listen for metrics on %s: %w; pass a free --metrics-address, or --metrics-address \"\" to turn metrics off", o.metricsAddress, err)
 		}
-		h, err := metrics.Handler(metrics.NewCollector(dir, log), log)
+		h, err := metrics.Handler(metrics.NewCollector(dir, log, metricsOpts...), log)
 		if err != nil {
 			ml.Close()
 			shutdown(servers, log)

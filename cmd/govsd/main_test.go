@@ -195,7 +195,7 @@ func TestFlags(t *testing.T) {
 	if err != nil || o.socket != "/x.sock" || o.dataplane.name != "ebpf" || o.metricsAddress != "" || o.logLevel != slog.LevelWarn {
 		t.Errorf("flags = %+v, %v", o, err)
 	}
-	for _, bad := range [][]string{{"--dataplane", "xdp"}, {"--log-level", "loud"}, {"extra"}, {"--socket", ""}, {"-f", "keepalived.conf"}} {
+	for _, bad := range [][]string{{"--dataplane", "xdp"}, {"--log-level", "loud"}, {"extra"}, {"--socket", ""}, {"-t"}, {"-f", "k.conf", "--rules", "r"}} {
 		if _, err := parseFlags(bad, e); !errors.Is(err, errUsage) {
 			t.Errorf("parseFlags(%q) = %v, want a usage error", bad, err)
 		}

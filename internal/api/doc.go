@@ -22,6 +22,8 @@
 //	GET    /v1/daemons                     []SyncDaemon
 //	POST   /v1/daemons                     start a SyncDaemon (201)
 //	DELETE /v1/daemons/{state}             stop the master or backup daemon
+//	GET    /v1/health                      HealthStatus (govsd -f; empty without)
+//	POST   /v1/reload                      re-read -f and apply the difference: ReloadResult
 //
 // Changes answer 204 No Content (201 Created for additions) with no body.
 //

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/govs/govs/internal/config"
 	"github.com/govs/govs/internal/dataplane"
 	"github.com/govs/govs/internal/ipvs"
 )
@@ -25,6 +26,11 @@ const (
 	CodeNoDaemon      = "no_daemon"
 	CodeUnsupported   = "unsupported"
 	CodeInvalid       = "invalid"
+	// CodeInvalidConfig: a reload found errors in the configuration file;
+	// the running configuration stays.
+	CodeInvalidConfig = "invalid_config"
+	// CodeNoConfig: a reload of a govsd started without -f.
+	CodeNoConfig = "no_config"
 	// CodeNotFound and CodeMethodNotAllowed are for requests to routes
 	// that do not exist; CodeInternal is everything else.
 	CodeNotFound         = "not_found"
@@ -49,6 +55,8 @@ var errorCodes = []struct {
 	{ipvs.ErrNoDaemon, CodeNoDaemon, http.StatusNotFound},
 	{dataplane.ErrUnsupported, CodeUnsupported, http.StatusNotImplemented},
 	{ipvs.ErrInvalid, CodeInvalid, http.StatusBadRequest},
+	{config.ErrInvalid, CodeInvalidConfig, http.StatusUnprocessableEntity},
+	{ErrNoConfig, CodeNoConfig, http.StatusConflict},
 }
 
 // ErrorBody is the JSON body of every error response.

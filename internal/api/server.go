@@ -19,8 +19,11 @@ const maxBody = 1 << 20
 
 // NewServer returns the HTTP handler that exposes d. Routes are listed in
 // the package documentation and in openapi.yaml.
-func NewServer(d Director, log *slog.Logger) http.Handler {
+func NewServer(d Director, log *slog.Logger, opts ...ServerOption) http.Handler {
 	s := &server{d: d, log: log}
+	for _, o := range opts {
+		o(s)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/info", s.info)
 	mux.HandleFunc("GET /v1/services", s.services)
@@ -37,12 +40,16 @@ func NewServer(d Director, log *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /v1/daemons", s.daemons)
 	mux.HandleFunc("POST /v1/daemons", s.startDaemon)
 	mux.HandleFunc("DELETE /v1/daemons/{state}", s.stopDaemon)
+	mux.HandleFunc("GET /v1/health", s.healthStatus)
+	mux.HandleFunc("POST /v1/reload", s.reload)
 	return s.withErrors(mux)
 }
 
 type server struct {
-	d   Director
-	log *slog.Logger
+	d        Director
+	log      *slog.Logger
+	health   HealthReader
+	reloader Reloader
 }
 
 // withErrors turns ServeMux's plain-text 404 and 405 answers into JSON

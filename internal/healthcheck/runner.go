@@ -375,3 +375,15 @@ func (r *Runner) Weight() int {
 	defer r.mu.Unlock()
 	return r.weight
 }
+
+// SetWeight changes the realserver's configured weight (a reload that
+// edits only the weight keeps the runner and its checkers running) and
+// returns the new effective weight. It emits no event: the caller that
+// changed the weight applies it.
+func (r *Runner) SetWeight(w int32) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.spec.Dest.Weight = w
+	r.weight = r.weightLocked()
+	return r.weight
+}

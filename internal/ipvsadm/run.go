@@ -201,7 +201,7 @@ func (r *Runner) list(ctx context.Context, l *Lister, cmd *Command) (int, bool) 
 		}
 		sortDests(&s, cmd.Format)
 		if cmd.JSON {
-			return r.json(s)
+			return r.json(r.withHealth(ctx, []ipvs.ServiceState{s})[0])
 		}
 		l.One(ctx, &s)
 	case o.Has(OptTimeout):
@@ -236,7 +236,7 @@ func (r *Runner) list(ctx context.Context, l *Lister, cmd *Command) (int, bool) 
 			if svcs == nil {
 				svcs = []ipvs.ServiceState{}
 			}
-			return r.json(Listing{Info: r.Info, Services: svcs})
+			return r.json(Listing{Info: r.Info, Services: r.withHealth(ctx, svcs)})
 		}
 		l.All(ctx, r.Info, svcs)
 	}
@@ -246,8 +246,47 @@ func (r *Runner) list(ctx context.Context, l *Lister, cmd *Command) (int, bool) 
 // Listing is govsadm's -L --json output: the header's facts and every
 // service with its destinations, counters and rates.
 type Listing struct {
-	Info     api.Info            `json:"info"`
-	Services []ipvs.ServiceState `json:"services"`
+	Info     api.Info        `json:"info"`
+	Services []ListedService `json:"services"`
+}
+
+// ListedService is a service in a JSON listing: ipvs.ServiceState with
+// each destination's health.
+type ListedService struct {
+	ipvs.ServiceState
+	Dests []ListedDest `json:"dests"`
+}
+
+// ListedDest is a destination in a JSON listing. Health is the health
+// checks' view of it (up/down, last check, reason) when govsd runs a
+// keepalived.conf that checks it; absent otherwise.
+type ListedDest struct {
+	ipvs.DestState
+	Health *api.RealServerHealth `json:"health,omitempty"`
+}
+
+// withHealth pairs the destinations of svcs with their health, when the
+// director reports health (an older govsd, or one without -f, does not).
+func (r *Runner) withHealth(ctx context.Context, svcs []ipvs.ServiceState) []ListedService {
+	var hs api.HealthStatus
+	if h, ok := r.D.(api.HealthReader); ok {
+		if v, err := h.HealthStatus(ctx); err == nil {
+			hs = v
+		}
+	}
+	out := make([]ListedService, 0, len(svcs))
+	for _, s := range svcs {
+		ls := ListedService{ServiceState: s, Dests: make([]ListedDest, 0, len(s.Dests))}
+		for _, d := range s.Dests {
+			ld := ListedDest{DestState: d}
+			if h, ok := hs.Find(s.ServiceKey, d.Addr, d.Port); ok {
+				ld.Health = &h
+			}
+			ls.Dests = append(ls.Dests, ld)
+		}
+		out = append(out, ls)
+	}
+	return out
 }
 
 func (r *Runner) json(v any) (int, bool) {

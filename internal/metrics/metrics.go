@@ -65,12 +65,16 @@ type Collector struct {
 	svcActive, svcInact, svcPersist    *prometheus.Desc
 	destActive, destInact, destPersist *prometheus.Desc
 	destWeight, destOverloaded         *prometheus.Desc
+
+	health                                  api.HealthReader
+	rsUp, rsChecks, rsFailures, rsWeight    *prometheus.Desc
+	rsLast, rsDraining, svcQuorum, svcSorry *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
 
 // NewCollector returns a collector that reads src on every scrape.
-func NewCollector(src Source, log *slog.Logger) *Collector {
+func NewCollector(src Source, log *slog.Logger, opts ...Option) *Collector {
 	svc := func(name, help string, extra ...string) *prometheus.Desc {
 		return prometheus.NewDesc("govs_service_"+name, help, append(append([]string(nil), serviceLabels...), extra...), nil)
 	}
@@ -98,6 +102,9 @@ func NewCollector(src Source, log *slog.Logger) *Collector {
 		c.svcStats = append(c.svcStats, svc(s.name, s.help))
 		c.destStats = append(c.destStats, dest(s.name, s.help))
 	}
+	for _, o := range opts {
+		o(c)
+	}
 	return c
 }
 
@@ -110,6 +117,9 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for i := range stats {
 		ch <- c.svcStats[i]
 		ch <- c.destStats[i]
+	}
+	for _, d := range c.healthDescs() {
+		ch <- d
 	}
 }
 
@@ -130,6 +140,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		c.log.Warn("metrics: data plane unhealthy", "dataplane", name, "err", err)
 	}
 	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, up, name)
+	c.collectHealth(ctx, ch)
 
 	svcs, err := c.src.Services(ctx)
 	if err != nil {
