@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/govs/govs/internal/ipvsadm"
-	"github.com/govs/govs/internal/ipvsadm/ipvsadmtest"
+	"github.com/govs/govs/internal/api/apitest"
 )
 
 // FuzzParseArgs: no command line panics the parser, and every failure is
@@ -49,10 +49,10 @@ func FuzzRestore(f *testing.F) {
 	f.Add("-A -f 7 -6 -s sh -b sh-fallback\n-a -f 7 -6 -r [::2]:0 -i --tun-type gre --tun-csum\n")
 	f.Add("-C\n-L -n\n--set 1 2 3\n-R\n")
 	f.Fuzz(func(t *testing.T, in string) {
-		d := ipvsadmtest.New()
+		d := apitest.New()
 		run(t, d, nil, in, "ipvsadm", "-R")
 		saved := run(t, d, nil, "", "ipvsadm", "-S", "-n").stdout
-		d2 := ipvsadmtest.New()
+		d2 := apitest.New()
 		if r := run(t, d2, nil, saved, "ipvsadm", "-R"); r.code != 0 {
 			t.Fatalf("restoring saved rules failed: %+v\n%s", r, saved)
 		}

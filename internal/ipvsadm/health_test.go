@@ -11,12 +11,12 @@ import (
 	"github.com/govs/govs/internal/api"
 	"github.com/govs/govs/internal/ipvs"
 	"github.com/govs/govs/internal/ipvsadm"
-	"github.com/govs/govs/internal/ipvsadm/ipvsadmtest"
+	"github.com/govs/govs/internal/api/apitest"
 )
 
 // healthDirector is a fake director that also reports health.
 type healthDirector struct {
-	*ipvsadmtest.Director
+	*apitest.Director
 	hs api.HealthStatus
 }
 
@@ -24,7 +24,7 @@ func (h healthDirector) HealthStatus(context.Context) (api.HealthStatus, error) 
 
 func TestJSONListingHealth(t *testing.T) {
 	k := ipvs.TCPService(netip.MustParseAddrPort("10.0.0.1:80"))
-	f := ipvsadmtest.New()
+	f := apitest.New()
 	f.Put(ipvs.ServiceState{Service: ipvs.Service{ServiceKey: k, Scheduler: "rr"}, Dests: []ipvs.DestState{
 		{Destination: ipvs.Destination{Addr: netip.MustParseAddr("10.0.0.2"), Port: 80, Fwd: ipvs.Masq, Weight: 1}},
 		{Destination: ipvs.Destination{Addr: netip.MustParseAddr("10.0.0.3"), Port: 80, Fwd: ipvs.Masq, Weight: 0}},

@@ -9,8 +9,10 @@ import (
 	"testing"
 
 	"github.com/govs/govs/internal/api"
+	"github.com/govs/govs/internal/dataplane/dataplanetest"
+	"github.com/govs/govs/internal/director"
+	"github.com/govs/govs/internal/engine"
 	"github.com/govs/govs/internal/ipvsadm"
-	"github.com/govs/govs/internal/ipvsadm/ipvsadmtest"
 )
 
 // fakeResolver knows a few names, both ways.
@@ -64,7 +66,7 @@ type result struct {
 }
 
 // run runs argv (argv[0] included) against f.
-func run(t testing.TB, f *ipvsadmtest.Director, r ipvsadm.Resolver, stdin string, argv ...string) result {
+func run(t testing.TB, f api.Director, r ipvsadm.Resolver, stdin string, argv ...string) result {
 	t.Helper()
 	var out, errb bytes.Buffer
 	code := ipvsadm.Main(context.Background(), argv, ipvsadm.Env{
@@ -120,4 +122,17 @@ func diff(t testing.TB, what, got, want string) {
 		}
 	}
 	t.Errorf("%s: got\n%s\nwant\n%s", what, got, want)
+}
+
+// realDirector is govsd's real control plane (the engine's kernel
+// semantics: validation, scheduler names, duplicates) over a recording
+// fake data plane, for tests of how govsadm reports what the director
+// refuses.
+func realDirector(t testing.TB) api.Director {
+	t.Helper()
+	d, err := director.New(director.Config{Engine: engine.New(engine.Options{}), Dataplane: dataplanetest.New("fake")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }

@@ -10,15 +10,15 @@ import (
 	"github.com/govs/govs/internal/api"
 	"github.com/govs/govs/internal/conn"
 	"github.com/govs/govs/internal/ipvs"
-	"github.com/govs/govs/internal/ipvsadm/ipvsadmtest"
+	"github.com/govs/govs/internal/api/apitest"
 )
 
 func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
 
 // fixture is an IPv4, an IPv6 and two firewall-mark services, stored out
 // of order and with destinations newest first, so listings must sort.
-func fixture() *ipvsadmtest.Director {
-	f := ipvsadmtest.New()
+func fixture() *apitest.Director {
+	f := apitest.New()
 	f.Put(ipvs.ServiceState{
 		Service: ipvs.Service{ServiceKey: ipvs.FWMarkService(8, ipvs.IPv6), Scheduler: "lc", Netmask: 128},
 		Dests: []ipvs.DestState{{Destination: ipvs.Destination{
@@ -108,7 +108,7 @@ func TestListNoArgs(t *testing.T) {
 }
 
 func TestListNoSort(t *testing.T) {
-	f := ipvsadmtest.New()
+	f := apitest.New()
 	k := ipvs.TCPService(ap("10.0.0.2:80"))
 	f.Put(ipvs.ServiceState{Service: ipvs.Service{ServiceKey: k, Scheduler: "rr", Netmask: 32},
 		Dests: []ipvs.DestState{
@@ -132,7 +132,7 @@ func TestListNoSort(t *testing.T) {
 func TestListSortQuirk(t *testing.T) {
 	// libipvs compares addresses by subtracting them as int: 10.0.0.1 -
 	// 200.0.0.1 wraps positive, so ipvsadm lists 200.0.0.1 first.
-	f := ipvsadmtest.New()
+	f := apitest.New()
 	for _, a := range []string{"10.0.0.1:80", "200.0.0.1:80"} {
 		f.Put(ipvs.ServiceState{Service: ipvs.Service{ServiceKey: ipvs.TCPService(ap(a)), Scheduler: "rr", Netmask: 32}})
 	}
@@ -169,7 +169,7 @@ func TestListOneService(t *testing.T) {
 
 func TestListLongNameTruncated(t *testing.T) {
 	// svc_name is cut at 33 bytes and a destination at 28 (IPv4 only).
-	f := ipvsadmtest.New()
+	f := apitest.New()
 	k := ipvs.TCPService(ap("192.168.100.100:8080"))
 	f.Put(ipvs.ServiceState{Service: ipvs.Service{ServiceKey: k, Scheduler: "wlc", Netmask: 32},
 		Dests: []ipvs.DestState{{Destination: ipvs.Destination{Addr: netip.MustParseAddr("192.168.100.101"), Port: 8080, Fwd: ipvs.Masq, Weight: 1}}}})

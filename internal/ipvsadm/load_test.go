@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/govs/govs/internal/ipvs"
-	"github.com/govs/govs/internal/ipvsadm/ipvsadmtest"
+	"github.com/govs/govs/internal/api/apitest"
 )
 
 func TestRestore(t *testing.T) {
@@ -46,7 +46,7 @@ ipvsadm -a -t 127.0.0.1:8080 -r 127.0.0.3:8080 -m -w 2
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := ipvsadmtest.New()
+			d := apitest.New()
 			err := Restore(context.Background(), strings.NewReader(tt.rules), "rules", d)
 			if tt.wantErr == "" {
 				if err != nil {
@@ -64,7 +64,7 @@ ipvsadm -a -t 127.0.0.1:8080 -r 127.0.0.3:8080 -m -w 2
 }
 
 func TestRestoreKeepsSentinel(t *testing.T) {
-	d := ipvsadmtest.New()
+	d := apitest.New()
 	err := Restore(context.Background(), strings.NewReader("-a -t 127.0.0.1:80 -r 127.0.0.2\n"), "r", d)
 	if !errors.Is(err, ipvs.ErrNoService) {
 		t.Fatalf("err = %v, want ipvs.ErrNoService", err)

@@ -10,7 +10,7 @@ import (
 
 	"github.com/govs/govs/internal/ipvs"
 	"github.com/govs/govs/internal/ipvsadm"
-	"github.com/govs/govs/internal/ipvsadm/ipvsadmtest"
+	"github.com/govs/govs/internal/api/apitest"
 )
 
 func parse(t testing.TB, args ...string) (*ipvsadm.Command, error) {
@@ -248,28 +248,28 @@ func TestParseErrors(t *testing.T) {
 
 func TestMainMessages(t *testing.T) {
 	// Parse errors go to stderr with ipvsadm's exit code, naming argv[0].
-	res := run(t, ipvsadmtest.New(), nil, "", "/usr/sbin/ipvsadm", "--bogus")
+	res := run(t, apitest.New(), nil, "", "/usr/sbin/ipvsadm", "--bogus")
 	if res.code != 255 || res.stderr != "Try `/usr/sbin/ipvsadm -h' or '/usr/sbin/ipvsadm --help' for more information.\n" {
 		t.Errorf("%+v", res)
 	}
-	res = run(t, ipvsadmtest.New(), nil, "", "ipvsadm", "-a", "-t", "10.0.0.1:80", "-r", "10.0.0.2", "-w", "x")
+	res = run(t, apitest.New(), nil, "", "ipvsadm", "-a", "-t", "10.0.0.1:80", "-r", "10.0.0.2", "-w", "x")
 	if res.code != 2 || res.stderr != "illegal weight specified\n" || res.stdout != "" {
 		t.Errorf("%+v", res)
 	}
-	res = run(t, ipvsadmtest.New(), nil, "", "ipvsadm", "-v")
+	res = run(t, apitest.New(), nil, "", "ipvsadm", "-v")
 	if res.code != 0 || res.stdout != "ipvsadm v1.31 2019/12/24 (compiled with popt and IPVS v1.2.1)\n" {
 		t.Errorf("-v: %+v", res)
 	}
-	res = run(t, ipvsadmtest.New(), nil, "", "ipvsadm", "-h")
+	res = run(t, apitest.New(), nil, "", "ipvsadm", "-h")
 	if res.code != 0 || !strings.HasPrefix(res.stdout, "ipvsadm v1.31 2019/12/24 (compiled with popt and IPVS v1.2.1)\nUsage:\n  ipvsadm -A|E virtual-service") ||
 		strings.Contains(res.stdout, "--json") {
 		t.Errorf("-h: %+v", res)
 	}
-	if res := run(t, ipvsadmtest.New(), nil, "", "govsadm", "--help"); !strings.Contains(res.stdout, "--json") {
+	if res := run(t, apitest.New(), nil, "", "govsadm", "--help"); !strings.Contains(res.stdout, "--json") {
 		t.Errorf("govsadm --help lacks the extensions")
 	}
-	f := ipvsadmtest.New()
-	f.InfoErr = errors.New("dial unix /run/govs/govsd.sock: connect: no such file or directory")
+	f := apitest.New()
+	f.Fail("Info", errors.New("dial unix /run/govs/govsd.sock: connect: no such file or directory"))
 	res = run(t, f, nil, "", "govsadm", "-L")
 	want := "govsadm: cannot reach govsd at /run/govs/govsd.sock: dial unix /run/govs/govsd.sock: connect: no such file or directory\n" +
 		"Start it with: govsd (or set GOVS_SOCKET)\n"
@@ -281,7 +281,7 @@ func TestMainMessages(t *testing.T) {
 // TestExecErrors maps the director's sentinels to libipvs's messages,
 // which depend on the command, and exits 255 as ipvsadm does.
 func TestExecErrors(t *testing.T) {
-	f := ipvsadmtest.New()
+	f := realDirector(t)
 	for _, tc := range []struct {
 		args []string
 		msg  string
@@ -301,7 +301,6 @@ func TestExecErrors(t *testing.T) {
 		{[]string{"-e", "-t", "10.0.0.1:80", "-r", "10.0.0.8"}, "No such destination\n", 255},
 		{[]string{"-d", "-t", "10.0.0.1:80", "-r", "10.0.0.8"}, "No such destination\n", 255},
 		{[]string{"-d", "-t", "10.0.0.2:80", "-r", "10.0.0.8"}, "Service not defined\n", 255},
-		{[]string{"--stop-daemon", "master"}, "No daemon is running\n", 255},
 		{[]string{"-A", "-t", "10.0.0.3:80", "--pe", "sip"}, "Invalid operation.  Possibly wrong module version, address not unicast, ...\n", 255},
 		{[]string{"-d", "-t", "10.0.0.1:80", "-r", "10.0.0.9"}, "", 0},
 		{[]string{"-Z"}, "", 0},
@@ -312,6 +311,10 @@ func TestExecErrors(t *testing.T) {
 		if res.stderr != tc.msg || res.code != tc.code {
 			t.Errorf("%q:\n got %d %q\nwant %d %q", tc.args, res.code, res.stderr, tc.code, tc.msg)
 		}
+	}
+	// The daemon's sentinels, from a fake (sync is the HA issue's).
+	if res := run(t, apitest.New(), nil, "", "ipvsadm", "--stop-daemon", "master"); res.code != 255 || res.stderr != "No daemon is running\n" {
+		t.Errorf("--stop-daemon with none running: %+v", res)
 	}
 	// govsadm explains what ipvsadm's EINVAL message does not.
 	res := run(t, f, nil, "", "govsadm", "-A", "-t", "10.0.0.3:80", "--pe", "sip")

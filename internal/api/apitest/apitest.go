@@ -70,6 +70,25 @@ func (d *Director) SetState(services []ipvs.ServiceState, conns []conn.Info) {
 	d.conns = slices.Clone(conns)
 }
 
+// Put stores s as it is (live counters included), replacing the service
+// with its key or appending it: tests use it to set up listings.
+func (d *Director) Put(s ipvs.ServiceState) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if i := d.find(s.ServiceKey); i >= 0 {
+		d.services[i] = s
+		return
+	}
+	d.services = append(d.services, s)
+}
+
+// SetConns replaces the connection table.
+func (d *Director) SetConns(cs []conn.Info) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.conns = slices.Clone(cs)
+}
+
 // begin records a call and returns the error it was told to fail with.
 // The caller holds d.mu.
 func (d *Director) begin(method string, args ...any) error {
