@@ -29,8 +29,8 @@
 // # What it is not
 //
 // It holds no state and talks to no kernel: everything goes through the
-// Director (govsd's API client in production, ipvsadmtest's fake in
-// tests). It does not validate services beyond ipvsadm's own checks; the
+// Director (govsd's API client in production; in tests apitest's fake,
+// or the real director over a fake data plane). It does not validate services beyond ipvsadm's own checks; the
 // director applies the kernel's rules and its errors come back as
 // ipvs's sentinels.
 package ipvsadm

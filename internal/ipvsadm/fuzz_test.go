@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/govs/govs/internal/ipvsadm"
 	"github.com/govs/govs/internal/api/apitest"
+	"github.com/govs/govs/internal/ipvsadm"
 )
 
 // FuzzParseArgs: no command line panics the parser, and every failure is

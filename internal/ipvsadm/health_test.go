@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/govs/govs/internal/api"
+	"github.com/govs/govs/internal/api/apitest"
 	"github.com/govs/govs/internal/ipvs"
 	"github.com/govs/govs/internal/ipvsadm"
-	"github.com/govs/govs/internal/api/apitest"
 )
 
 // healthDirector is a fake director that also reports health.

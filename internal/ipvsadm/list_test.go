@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/govs/govs/internal/api"
+	"github.com/govs/govs/internal/api/apitest"
 	"github.com/govs/govs/internal/conn"
 	"github.com/govs/govs/internal/ipvs"
-	"github.com/govs/govs/internal/api/apitest"
 )
 
 func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }

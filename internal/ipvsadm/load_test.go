@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/govs/govs/internal/ipvs"
 	"github.com/govs/govs/internal/api/apitest"
+	"github.com/govs/govs/internal/ipvs"
 )
 
 func TestRestore(t *testing.T) {

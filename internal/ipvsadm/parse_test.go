@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govs/govs/internal/api/apitest"
 	"github.com/govs/govs/internal/ipvs"
 	"github.com/govs/govs/internal/ipvsadm"
-	"github.com/govs/govs/internal/api/apitest"
 )
 
 func parse(t testing.TB, args ...string) (*ipvsadm.Command, error) {
