@@ -328,3 +328,57 @@ virtual_server 10.0.0.1 80 {
 		}
 	}
 }
+
+// TestProxyProtocol: govs's proxy_protocol in a real_server becomes the
+// destination's ProxyProtocol; a bad version is an error at its line, and
+// version 1 for a service that is not TCP is the destination's
+// validation error at the real_server's line.
+func TestProxyProtocol(t *testing.T) {
+	vs := func(proto, body string) string {
+		return "virtual_server 10.0.0.1 80 {\n protocol " + proto + "\n lb_kind NAT\n real_server 10.0.0.2 8080 {\n" + body + " }\n}\n"
+	}
+	tests := []struct {
+		name    string
+		input   string
+		want    uint8
+		wantErr string // substring of the error, of Parse or of IPVS
+	}{
+		{"absent", vs("TCP", ""), 0, ""},
+		{"v1", vs("TCP", "  proxy_protocol 1\n"), 1, ""},
+		{"v2", vs("TCP", "  proxy_protocol 2\n"), 2, ""},
+		{"v-names", vs("TCP", "  proxy_protocol V2\n"), 2, ""},
+		{"v2 udp", vs("UDP", "  proxy_protocol v2\n"), 2, ""},
+		{"with a checker", vs("TCP", "  proxy_protocol 1\n  TCP_CHECK {\n   connect_timeout 3\n  }\n"), 1, ""},
+		{"v1 udp", vs("UDP", "  proxy_protocol 1\n"), 0, "keepalived.conf:4: real_server 10.0.0.2: destination.proxy_protocol 1: PROXY protocol version 1 is for TCP services only and has no UDP form: use version 2"},
+		{"zero", vs("TCP", "  proxy_protocol 0\n"), 0, "keepalived.conf:5: proxy_protocol: invalid version '0': use 1 or 2 (v1 or v2)"},
+		{"three", vs("TCP", "  proxy_protocol 3\n"), 0, "keepalived.conf:5: proxy_protocol: invalid version '3'"},
+		{"no value", vs("TCP", "  proxy_protocol\n"), 0, "keepalived.conf:5: 'proxy_protocol' needs a value"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, warns, err := parseString(t, tc.input)
+			if len(warns) != 0 {
+				t.Errorf("warnings: %v", warns)
+			}
+			var svcs []ServiceConfig
+			if err == nil {
+				svcs, err = cfg.IPVS()
+			}
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !errors.Is(err, ErrInvalid) {
+					t.Fatalf("error %v, want an ErrInvalid containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.VirtualServers[0].RealServers[0].ProxyProtocol; got != tc.want {
+				t.Errorf("RealServer.ProxyProtocol = %d, want %d", got, tc.want)
+			}
+			if len(svcs) != 1 || len(svcs[0].Dests) != 1 || svcs[0].Dests[0].ProxyProtocol != tc.want {
+				t.Fatalf("destinations %+v, want ProxyProtocol %d", svcs, tc.want)
+			}
+		})
+	}
+}

@@ -66,6 +66,7 @@ func (c *Config) IPVS() ([]ServiceConfig, error) {
 			for _, rs := range vs.RealServers {
 				dst := toDest(rs.Addr, rs.Port, rs.Forwarding, ports[j], &sc.Service)
 				dst.Weight, dst.Upper, dst.Lower = rs.Weight, rs.UThreshold, rs.LThreshold
+				dst.ProxyProtocol = rs.ProxyProtocol
 				if err := dst.Validate(&sc.Service); err != nil {
 					fail(rs.Pos, "real_server %s: %s", rs.Addr, joinMsg(err))
 				}

@@ -154,5 +154,6 @@ func destFields(a, b ipvs.Destination) []string {
 	add(a.TunType != b.TunType, "tun_type")
 	add(a.TunPort != b.TunPort, "tun_port")
 	add(a.TunFlags != b.TunFlags, "tun_flags")
+	add(a.ProxyProtocol != b.ProxyProtocol, "proxy_protocol")
 	return f
 }

@@ -82,6 +82,8 @@ virtual_server 10.0.0.3 80 {
 }
 `, []string{"+svc tcp 10.0.0.3:80", "+dst tcp 10.0.0.1:80 10.0.1.3:80", "+dst tcp 10.0.0.3:80 10.0.1.4:80",
 			"-dst tcp 10.0.0.1:80 10.0.1.1:80", "-svc udp 10.0.0.2:53"}},
+		{"proxy_protocol", strings.Replace(base, "weight 1\n    }\n    real_server 10.0.1.2", "weight 1\n        proxy_protocol 2\n    }\n    real_server 10.0.1.2", 1),
+			[]string{"~dst tcp 10.0.0.1:80 10.0.1.1:80 proxy_protocol"}},
 	}
 	old := services(t, base)
 	for _, tc := range tests {

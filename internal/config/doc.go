@@ -59,6 +59,9 @@
 //   - ~SEQ and ~LST lines, ${_RANDOM} and ${_ENV} are not supported (~SEQ
 //     and ~LST are errors); glob brace expansion is not supported.
 //   - A trailing '\' outside a $NAME= definition is dropped with a warning.
+//   - proxy_protocol 1|2 in a real_server is govs's own keyword (the
+//     destination's [ipvs.Destination].ProxyProtocol); keepalived warns
+//     that it is unknown and ignores it. See README.md.
 //
 // # What it is not
 //

@@ -14,6 +14,7 @@ func FuzzParse(f *testing.F) {
 	f.Add("global_defs {\n router_id x\n}\n")
 	f.Add("$A=$A$A\n$A\nvirtual_server_group g {\n 10.0.0.1-255 80\n fe80::1-ffff 80\n}\n")
 	f.Add("@x y {\n}\n}\n{\n\"")
+	f.Add("virtual_server 10.0.0.1 53 {\n protocol UDP\n real_server 10.0.0.2 53 {\n  proxy_protocol v1\n }\n}\n")
 	f.Fuzz(func(t *testing.T, in string) {
 		cfg, _, err := Parse("f.conf", strings.NewReader(in))
 		if err != nil {

@@ -541,6 +541,7 @@ func (d *decoder) realServer(n *Node) (RealServer, rsRaw, bool) {
 		"notify_down":        d.setScript(&rs.NotifyDown),
 		"uthreshold":         func(c *Node) { d.threshold(c, &rs.UThreshold) },
 		"lthreshold":         func(c *Node) { d.threshold(c, &rs.LThreshold) },
+		"proxy_protocol":     func(c *Node) { d.proxyProtocol(c, &rs.ProxyProtocol) },
 		"smtp_alert":         set(&rs.SMTPAlert, &raw.smtpSet),
 		"virtualhost":        d.setStr(&rs.VirtualHost),
 		"alpha":              set(&rs.Alpha, &raw.alphaSet),
@@ -557,6 +558,21 @@ func (d *decoder) realServer(n *Node) (RealServer, rsRaw, bool) {
 	}
 	d.walk(n.Block, h, []string{"snmp_name", "track_bfd"}, &rs.Other)
 	return rs, raw, true
+}
+
+// proxyProtocol reads govs's proxy_protocol 1|2 (or v1|v2). Whether the
+// version suits the service (1 is TCP only) is the destination's
+// validation, in IPVS.
+func (d *decoder) proxyProtocol(n *Node, dst *uint8) {
+	if !d.scalar(n, 1, 1) {
+		return
+	}
+	v, err := ipvs.ParseProxyProtocol(n.Args[0])
+	if err != nil {
+		d.errorf(n.Pos, "%s: invalid version '%s': use 1 or 2 (v1 or v2)", n.Name, n.Args[0])
+		return
+	}
+	*dst = v
 }
 
 func (d *decoder) threshold(n *Node, dst *uint32) {

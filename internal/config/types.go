@@ -251,12 +251,15 @@ type RealServer struct {
 	NotifyDown       *Script    `json:"notify_down,omitempty"`
 	UThreshold       uint32     `json:"uthreshold,omitempty"`
 	LThreshold       uint32     `json:"lthreshold,omitempty"`
-	SMTPAlert        bool       `json:"smtp_alert"` // default true (keepalived's historical default)
-	VirtualHost      string     `json:"virtualhost,omitempty"`
-	Alpha            bool       `json:"alpha,omitempty"`
-	Timing           Timing     `json:"timing"`
-	Checkers         []Checker  `json:"checkers,omitempty"`
-	Other            []Setting  `json:"other,omitempty"`
+	// ProxyProtocol is govs's proxy_protocol 1|2, not keepalived's: the
+	// destination's [ipvs.Destination].ProxyProtocol, 0 when not given.
+	ProxyProtocol uint8     `json:"proxy_protocol,omitempty"`
+	SMTPAlert     bool      `json:"smtp_alert"` // default true (keepalived's historical default)
+	VirtualHost   string    `json:"virtualhost,omitempty"`
+	Alpha         bool      `json:"alpha,omitempty"`
+	Timing        Timing    `json:"timing"`
+	Checkers      []Checker `json:"checkers,omitempty"`
+	Other         []Setting `json:"other,omitempty"`
 }
 
 // CheckerKind names a checker block.

@@ -124,7 +124,7 @@ const (
 )
 
 // Destination is a realserver's configuration within one service: every
-// attribute ipvsadm -a can set.
+// attribute ipvsadm -a can set, and govs's ProxyProtocol.
 type Destination struct {
 	Addr netip.Addr `json:"addr"`
 	Port uint16     `json:"port"`
@@ -139,6 +139,36 @@ type Destination struct {
 	TunType  TunnelType `json:"tun_type,omitempty"`
 	TunPort  uint16     `json:"tun_port,omitempty"`
 	TunFlags TunFlags   `json:"tun_flags,omitempty"`
+	// ProxyProtocol is a govs extension; ipvsadm and the kernel have no
+	// such option. It is the PROXY protocol version (haproxy's
+	// proxy-protocol.txt) the director speaks to this realserver before
+	// the client's bytes, so that the realserver learns the client's
+	// address: 0 none, [ProxyProtocolV1] (text, TCP services only) or
+	// [ProxyProtocolV2] (binary; TCP, and UDP where it is prepended to
+	// every datagram). Only a data plane that terminates connections (the
+	// userspace proxy) can write the header; one that forwards packets
+	// cannot, and its CheckDest should refuse a destination asking for it.
+	ProxyProtocol uint8 `json:"proxy_protocol,omitempty"`
+}
+
+// PROXY protocol versions of Destination.ProxyProtocol; 0 is none.
+const (
+	ProxyProtocolV1 uint8 = 1
+	ProxyProtocolV2 uint8 = 2
+)
+
+// ParseProxyProtocol accepts a PROXY protocol version as govsadm
+// --proxy-protocol and keepalived.conf's proxy_protocol take it: "1" or
+// "2", or "v1" or "v2" in any case. None (0) is written by leaving the
+// option out.
+func ParseProxyProtocol(s string) (uint8, error) {
+	switch strings.ToLower(s) {
+	case "1", "v1":
+		return ProxyProtocolV1, nil
+	case "2", "v2":
+		return ProxyProtocolV2, nil
+	}
+	return 0, fmt.Errorf("unknown PROXY protocol version %q: use 1 or 2 (v1 or v2)", s)
 }
 
 // DefaultWeight is ipvsadm's weight when -w is not given.
@@ -231,6 +261,21 @@ func (d *Destination) Validate(svc *Service) error {
 		}
 	} else if d.TunType != TunIPIP || d.TunPort != 0 || d.TunFlags != 0 {
 		add(fieldErr("destination.tun_type", d.TunType, "tunnel options need the tunnel forwarding method (-i)"))
+	}
+	switch d.ProxyProtocol {
+	case 0, ProxyProtocolV2:
+	case ProxyProtocolV1:
+		// Version 1 is a text line naming TCP4 or TCP6: it has no form
+		// for a datagram, nor for a mark that may match UDP.
+		switch {
+		case svc == nil, svc.Protocol == ProtoTCP && !svc.IsFWMark():
+		case svc.IsFWMark():
+			add(fieldErr("destination.proxy_protocol", d.ProxyProtocol, "PROXY protocol version 1 is for TCP services only, and firewall-mark service %s may carry other protocols: use version 2", svc.ServiceKey))
+		default:
+			add(fieldErr("destination.proxy_protocol", d.ProxyProtocol, "PROXY protocol version 1 is for TCP services only and has no %s form: use version 2", svc.Protocol))
+		}
+	default:
+		add(fieldErr("destination.proxy_protocol", d.ProxyProtocol, "PROXY protocol version must be 1 or 2 (0 for none)"))
 	}
 	return errors.Join(errs...)
 }

@@ -95,6 +95,10 @@ func TestDestinationValidate(t *testing.T) {
 		{"csum and remcsum", Destination{Addr: rip, Port: 80, Fwd: Tunnel, Weight: 1, TunType: TunGUE, TunPort: 1, TunFlags: TunCsum | TunRemCsum}, []string{"choose one of --tun-csum and --tun-remcsum"}},
 		{"remcsum on gre", Destination{Addr: rip, Port: 80, Fwd: Tunnel, Weight: 1, TunType: TunGRE, TunFlags: TunRemCsum}, []string{"remote checksum offload needs a GUE tunnel"}},
 		{"tunnel options without tunnel", Destination{Addr: rip, Port: 80, Fwd: Route, Weight: 1, TunType: TunGUE}, []string{"need the tunnel forwarding method"}},
+		{"proxy protocol v1 on tcp", Destination{Addr: rip, Port: 8080, Fwd: Masq, Weight: 1, ProxyProtocol: ProxyProtocolV1}, nil},
+		{"proxy protocol v2 on tcp", Destination{Addr: rip, Port: 8080, Fwd: Masq, Weight: 1, ProxyProtocol: ProxyProtocolV2}, nil},
+		{"proxy protocol v3", Destination{Addr: rip, Port: 80, Fwd: Masq, Weight: 1, ProxyProtocol: 3}, []string{"destination.proxy_protocol 3: PROXY protocol version must be 1 or 2 (0 for none)"}},
+		{"proxy protocol 255", Destination{Addr: rip, Port: 80, Fwd: Masq, Weight: 1, ProxyProtocol: 255}, []string{"destination.proxy_protocol 255"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -114,6 +118,67 @@ func TestDestinationValidate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDestinationProxyProtocol: version 1 is a TCP line, so only a TCP
+// service may ask for it; version 2 has a datagram form.
+func TestDestinationProxyProtocol(t *testing.T) {
+	svc := func(k ServiceKey) *Service {
+		s := &Service{ServiceKey: k, Scheduler: "rr"}
+		s.SetDefaults()
+		return s
+	}
+	vip := netip.MustParseAddrPort("10.0.0.1:53")
+	tcp := svc(TCPService(vip))
+	udp := svc(UDPService(vip))
+	sctp := svc(ServiceKey{Family: IPv4, Protocol: ProtoSCTP, Addr: vip.Addr(), Port: 53})
+	mark := svc(FWMarkService(7, IPv4))
+	rip := netip.MustParseAddr("10.0.1.1")
+	tests := []struct {
+		name string
+		svc  *Service
+		ver  uint8
+		want string // "" = valid
+	}{
+		{"v1 tcp", tcp, 1, ""},
+		{"v2 tcp", tcp, 2, ""},
+		{"v2 udp", udp, 2, ""},
+		{"v2 fwmark", mark, 2, ""},
+		{"none udp", udp, 0, ""},
+		{"v1 without a service", nil, 1, ""},
+		{"v1 udp", udp, 1, "destination.proxy_protocol 1: PROXY protocol version 1 is for TCP services only and has no UDP form: use version 2"},
+		{"v1 sctp", sctp, 1, "has no SCTP form: use version 2"},
+		{"v1 fwmark", mark, 1, "firewall-mark service fwmark 7 may carry other protocols: use version 2"},
+		{"v3 udp", udp, 3, "PROXY protocol version must be 1 or 2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := Destination{Addr: rip, Port: 5353, Fwd: Masq, Weight: 1, ProxyProtocol: tt.ver}
+			err := d.Validate(tt.svc)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Validate() = %v, want an ErrInvalid containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseProxyProtocol(t *testing.T) {
+	for in, want := range map[string]uint8{"1": 1, "2": 2, "v1": 1, "V2": 2} {
+		if got, err := ParseProxyProtocol(in); err != nil || got != want {
+			t.Errorf("ParseProxyProtocol(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "0", "3", "v3", "none", "01", " 1"} {
+		if got, err := ParseProxyProtocol(in); err == nil {
+			t.Errorf("ParseProxyProtocol(%q) = %d, want an error", in, got)
+		}
 	}
 }
 
@@ -247,14 +312,24 @@ func FuzzServiceValidate(f *testing.F) {
 // FuzzDestinationValidate checks Validate never panics and that what it
 // accepts is forwardable by the kernel's rules.
 func FuzzDestinationValidate(f *testing.F) {
-	f.Add([]byte{10, 0, 1, 1}, uint16(80), uint8(3), int32(1), uint32(0), uint32(0), uint8(0), uint16(0), uint16(0))
-	f.Add([]byte{10, 0, 1, 1}, uint16(80), uint8(2), int32(5), uint32(10), uint32(5), uint8(1), uint16(6080), uint16(2))
-	f.Fuzz(func(t *testing.T, addr []byte, port uint16, fwd uint8, weight int32, upper, lower uint32, tt uint8, tport, tflags uint16) {
-		svc := Service{ServiceKey: TCPService(netip.MustParseAddrPort("10.0.0.1:80")), Scheduler: "rr"}
+	f.Add([]byte{10, 0, 1, 1}, uint16(80), uint8(3), int32(1), uint32(0), uint32(0), uint8(0), uint16(0), uint16(0), uint8(0), uint8(6))
+	f.Add([]byte{10, 0, 1, 1}, uint16(80), uint8(2), int32(5), uint32(10), uint32(5), uint8(1), uint16(6080), uint16(2), uint8(0), uint8(6))
+	f.Add([]byte{10, 0, 1, 1}, uint16(8080), uint8(0), int32(1), uint32(0), uint32(0), uint8(0), uint16(0), uint16(0), uint8(1), uint8(6))
+	f.Add([]byte{10, 0, 1, 1}, uint16(8080), uint8(0), int32(1), uint32(0), uint32(0), uint8(0), uint16(0), uint16(0), uint8(2), uint8(17))
+	f.Add([]byte{10, 0, 1, 1}, uint16(8080), uint8(0), int32(1), uint32(0), uint32(0), uint8(0), uint16(0), uint16(0), uint8(1), uint8(0))
+	f.Fuzz(func(t *testing.T, addr []byte, port uint16, fwd uint8, weight int32, upper, lower uint32, tt uint8, tport, tflags uint16, pp, proto uint8) {
+		// proto picks the service: 6 TCP, 17 UDP, 132 SCTP, else a mark.
+		var svc Service
+		switch p := Protocol(proto); p {
+		case ProtoTCP, ProtoUDP, ProtoSCTP:
+			svc = Service{ServiceKey: addrKey(p, netip.MustParseAddrPort("10.0.0.1:80")), Scheduler: "rr"}
+		default:
+			svc = Service{ServiceKey: FWMarkService(7, IPv4), Scheduler: "rr"}
+		}
 		svc.SetDefaults()
 		a, _ := netip.AddrFromSlice(addr)
 		d := Destination{Addr: a, Port: port, Fwd: FwdMethod(fwd), Weight: weight, Upper: upper, Lower: lower,
-			TunType: TunnelType(tt), TunPort: tport, TunFlags: TunFlags(tflags)}
+			TunType: TunnelType(tt), TunPort: tport, TunFlags: TunFlags(tflags), ProxyProtocol: pp}
 		err := d.Validate(&svc)
 		if err != nil {
 			if !errors.Is(err, ErrInvalid) {
@@ -262,11 +337,17 @@ func FuzzDestinationValidate(f *testing.F) {
 			}
 			return
 		}
-		if d.Weight < 0 || d.Lower > d.Upper || (d.Fwd != Masq && d.Port != svc.Port) {
+		if d.Weight < 0 || d.Lower > d.Upper || (d.Fwd != Masq && !svc.IsFWMark() && d.Port != svc.Port) {
 			t.Fatalf("accepted %+v", d)
 		}
 		if d.Fwd == Tunnel && d.TunType == TunGUE && d.TunPort == 0 {
 			t.Fatalf("accepted GUE without port")
+		}
+		if d.ProxyProtocol > ProxyProtocolV2 {
+			t.Fatalf("accepted PROXY protocol version %d", d.ProxyProtocol)
+		}
+		if d.ProxyProtocol == ProxyProtocolV1 && (svc.IsFWMark() || svc.Protocol != ProtoTCP) {
+			t.Fatalf("accepted PROXY protocol version 1 for %s", svc.ServiceKey)
 		}
 	})
 }

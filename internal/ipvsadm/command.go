@@ -41,7 +41,8 @@ type Command struct {
 	HasService bool
 	Service    ipvs.Service
 	// Dest is the realserver of -a, -e and -d (weight 1 unless -w,
-	// forwarding -g unless -m or -i).
+	// forwarding -g unless -m or -i, ProxyProtocol from govsadm's
+	// --proxy-protocol, else 0).
 	Dest ipvs.Destination
 	// Timeouts are --set's tcp, tcpfin and udp; 0 leaves one unchanged.
 	Timeouts conn.Timeouts
@@ -80,6 +81,9 @@ func (c *Command) String() string {
 		d := c.Dest
 		fmt.Fprintf(&b, " dest=%s fwd=%s weight=%d x=%d y=%d tun=%s/%d/%d",
 			d.AddrPort(), d.Fwd, d.Weight, d.Upper, d.Lower, d.TunType, d.TunPort, d.TunFlags)
+		if d.ProxyProtocol != 0 {
+			fmt.Fprintf(&b, " proxy-protocol=%d", d.ProxyProtocol)
+		}
 	case CmdTimeout:
 		fmt.Fprintf(&b, " %s", c.Timeouts)
 	case CmdStartDaemon, CmdStopDaemon:

@@ -22,7 +22,13 @@
 //     --daemon, and -S's rules that -R reads back.
 //   - [Main] ties them together for cmd/govsadm. Under the name ipvsadm
 //     it is exactly ipvsadm; under another name it also takes --json
-//     (listings as JSON) and --socket.
+//     (listings as JSON), --socket, and --proxy-protocol 1|2 for -a and
+//     -e (the destination's [ipvs.Destination].ProxyProtocol, a govs
+//     extension). -S prints --proxy-protocol on the destinations that
+//     have it, and only on those, so govsadm -R restores it; such a line
+//     is not ipvsadm's, and ipvsadm -R refuses it as an unknown option
+//     rather than dropping the setting. The listings are ipvsadm's and do
+//     not show it; --json does.
 //   - [Resolver] is the name lookup (host and service names both ways);
 //     tests inject a fake, the command uses [SystemResolver].
 //

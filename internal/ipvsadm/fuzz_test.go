@@ -21,6 +21,8 @@ func FuzzParseArgs(f *testing.F) {
 		"-A -f 1 -6 -M 64 -p",
 		"-L -w= -p=-- --x=y -",
 		"-A -t 0x1.2:+80 -b sh-port,,flag-1",
+		"-a -t 10.0.0.1:80 -r 10.0.0.2:8080 -m --proxy-protocol v1",
+		"-e -u 10.0.0.1:53 -r 10.0.0.2 -m --proxy-protocol=2",
 	} {
 		f.Add(s)
 	}
@@ -42,22 +44,26 @@ func FuzzParseArgs(f *testing.F) {
 }
 
 // FuzzRestore: any input to -R runs without panicking, and a restore of
-// -S's output reproduces it.
+// -S's output reproduces it, under either name (govsadm's -S and -R carry
+// --proxy-protocol).
 func FuzzRestore(f *testing.F) {
 	f.Add("-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.0.0.2:80 -m -w 3\n")
 	f.Add("# comment\nipvsadm -A -u 10.0.0.1:53 -o\n\n-a -u 10.0.0.1:53 -r 10.0.0.2 -x 5 -y 1\r\n")
 	f.Add("-A -f 7 -6 -s sh -b sh-fallback\n-a -f 7 -6 -r [::2]:0 -i --tun-type gre --tun-csum\n")
 	f.Add("-C\n-L -n\n--set 1 2 3\n-R\n")
+	f.Add("-A -t 10.0.0.1:80\n-a -t 10.0.0.1:80 -r 10.0.0.2:81 -m --proxy-protocol 1\n-a -t 10.0.0.1:80 -r 10.0.0.3 -m --proxy-protocol v2\n")
 	f.Fuzz(func(t *testing.T, in string) {
-		d := apitest.New()
-		run(t, d, nil, in, "ipvsadm", "-R")
-		saved := run(t, d, nil, "", "ipvsadm", "-S", "-n").stdout
-		d2 := apitest.New()
-		if r := run(t, d2, nil, saved, "ipvsadm", "-R"); r.code != 0 {
-			t.Fatalf("restoring saved rules failed: %+v\n%s", r, saved)
-		}
-		if again := run(t, d2, nil, "", "ipvsadm", "-S", "-n").stdout; again != saved {
-			t.Fatalf("save/restore not stable:\n%s\nvs\n%s", saved, again)
+		for _, name := range []string{"ipvsadm", "govsadm"} {
+			d := apitest.New()
+			run(t, d, nil, in, name, "-R")
+			saved := run(t, d, nil, "", name, "-S", "-n").stdout
+			d2 := apitest.New()
+			if r := run(t, d2, nil, saved, name, "-R"); r.code != 0 {
+				t.Fatalf("%s: restoring saved rules failed: %+v\n%s", name, r, saved)
+			}
+			if again := run(t, d2, nil, "", name, "-S", "-n").stdout; again != saved {
+				t.Fatalf("%s: save/restore not stable:\n%s\nvs\n%s", name, saved, again)
+			}
 		}
 	})
 }

@@ -305,25 +305,7 @@ func (l *Lister) dest(ctx context.Context, svcName string, s *ipvs.ServiceState,
 	}
 	switch {
 	case f&FmtRule != 0:
-		sw := fwdSwitch(d.Fwd)
-		if d.Fwd != ipvs.Tunnel {
-			l.printf("-a %s -r %s %s -w %d\n", svcName, dname, sw, d.Weight) // "-a %s -r %s %s -w %d\n"
-			return
-		}
-		flag := tunFlagOpts[tunFlagIndex(d.TunFlags)]
-		switch d.TunType {
-		case ipvs.TunGRE:
-			// "-a %s -r %s %s -w %d --tun-type %s %s\n"
-			l.printf("-a %s -r %s %s -w %d --tun-type %s %s\n", svcName, dname, sw, d.Weight, d.TunType, flag)
-		case ipvs.TunGUE:
-			// "-a %s -r %s %s -w %d --tun-type %s --tun-port %d %s\n"
-			l.printf("-a %s -r %s %s -w %d --tun-type %s --tun-port %d %s\n", svcName, dname, sw, d.Weight, d.TunType, d.TunPort, flag)
-		case ipvs.TunIPIP:
-			// "-a %s -r %s %s -w %d --tun-type %s\n"
-			l.printf("-a %s -r %s %s -w %d --tun-type %s\n", svcName, dname, sw, d.Weight, d.TunType)
-		default:
-			l.printf("-a %s -r %s %s -w %d\n", svcName, dname, sw, d.Weight)
-		}
+		l.rule(svcName, dname, d)
 	case f&FmtStats != 0:
 		st := d.Stats
 		// "  -> %-28s" then print_largenum five times
@@ -351,6 +333,34 @@ func (l *Lister) dest(ctx context.Context, svcName string, s *ipvs.ServiceState,
 		// "  -> %-28s %-7s %-6d %-10u %-10u\n"
 		l.printf("  -> %-28s %-7s %-6d %-10d %-10d\n", dname, d.Fwd, d.Weight, d.ActiveConns, d.InactConns)
 	}
+}
+
+// rule prints a destination as -S does. The formats are ipvsadm's, less
+// their "\n", which comes after govs's --proxy-protocol: it is printed
+// only for a destination that has it, so a table without it saves
+// exactly as ipvsadm saves it, and govsadm -R reads it back.
+func (l *Lister) rule(svcName, dname string, d *ipvs.DestState) {
+	sw := fwdSwitch(d.Fwd)
+	flag := tunFlagOpts[tunFlagIndex(d.TunFlags)]
+	switch {
+	case d.Fwd != ipvs.Tunnel:
+		l.printf("-a %s -r %s %s -w %d", svcName, dname, sw, d.Weight) // "-a %s -r %s %s -w %d\n"
+	case d.TunType == ipvs.TunGRE:
+		// "-a %s -r %s %s -w %d --tun-type %s %s\n"
+		l.printf("-a %s -r %s %s -w %d --tun-type %s %s", svcName, dname, sw, d.Weight, d.TunType, flag)
+	case d.TunType == ipvs.TunGUE:
+		// "-a %s -r %s %s -w %d --tun-type %s --tun-port %d %s\n"
+		l.printf("-a %s -r %s %s -w %d --tun-type %s --tun-port %d %s", svcName, dname, sw, d.Weight, d.TunType, d.TunPort, flag)
+	case d.TunType == ipvs.TunIPIP:
+		// "-a %s -r %s %s -w %d --tun-type %s\n"
+		l.printf("-a %s -r %s %s -w %d --tun-type %s", svcName, dname, sw, d.Weight, d.TunType)
+	default:
+		l.printf("-a %s -r %s %s -w %d", svcName, dname, sw, d.Weight)
+	}
+	if d.ProxyProtocol != 0 {
+		l.printf(" --proxy-protocol %d", d.ProxyProtocol)
+	}
+	l.printf("\n")
 }
 
 // All is ipvsadm's list_all: the header (unless saving), the title and

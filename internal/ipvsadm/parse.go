@@ -47,7 +47,7 @@ type Parser struct {
 	// Prog is argv[0] as given: ipvsadm's messages name it.
 	Prog string
 	// Compat makes the parser exactly ipvsadm's: govsadm's extensions
-	// (--json, --socket) are unknown options.
+	// (--json, --socket, --proxy-protocol) are unknown options.
 	Compat bool
 	// Resolver resolves host and service names; nil resolves nothing.
 	Resolver Resolver
@@ -87,6 +87,8 @@ type entry struct {
 	tunType  int
 	tunPort  uint16
 	tunFlags uint16
+	// proxyProto is govsadm's --proxy-protocol, 0 when not given.
+	proxyProto uint8
 
 	timeouts [3]int64
 
@@ -161,6 +163,11 @@ func (p *Parser) Parse(ctx context.Context, args []string) (*Command, error) {
 		}
 		if err := tunnelOptCheck(e.tunType, e.opts); err != nil {
 			return nil, err
+		}
+		// In the spirit of -o's check above: version 1 is a TCP line. A
+		// mark counts as TCP in ipvsadm's entry, but may match UDP.
+		if e.proxyProto == ipvs.ProxyProtocolV1 && (e.fwmark != 0 || e.proto != ipvs.ProtoTCP) {
+			return nil, fail("PROXY protocol version 1 is only for TCP virtual services: use --proxy-protocol 2")
 		}
 	}
 	if e.cmd == CmdList {
@@ -525,6 +532,15 @@ func (p *Parser) option(ctx context.Context, s *scanner, e *entry, o option, sch
 		return e.setOption(OptJSON)
 	case tSocket:
 		e.socket = o.arg
+	case tProxyProtocol:
+		if err := e.setOption(OptProxyProtocol); err != nil {
+			return err
+		}
+		v, err := ipvs.ParseProxyProtocol(o.arg)
+		if err != nil {
+			return fail("illegal proxy-protocol `%s' specified: use 1 or 2 (v1 or v2)", o.arg)
+		}
+		e.proxyProto = v
 	default:
 		// A second command, or -h or -v after the command.
 		return fail("invalid option `%s'", s.badOption())
@@ -678,6 +694,7 @@ func (e *entry) command() (*Command, error) {
 			Addr: e.daddr, Port: e.dport, Fwd: e.fwd, Weight: int32(e.weight),
 			Upper: uint32(e.uthr), Lower: uint32(e.lthr),
 			TunType: ipvs.TunnelType(e.tunType), TunPort: e.tunPort, TunFlags: ipvs.TunFlags(e.tunFlags),
+			ProxyProtocol: e.proxyProto,
 		}
 	}
 	if e.cmd == CmdTimeout {

@@ -53,7 +53,8 @@ func (c Cmd) String() string {
 // Opt is a column of the commands-versus-options table (ipvsadm's OPTC_*).
 type Opt int
 
-// Options, in ipvsadm's OPTC_* order; OptJSON is govsadm's extension.
+// Options, in ipvsadm's OPTC_* order; OptJSON and OptProxyProtocol are
+// govsadm's extensions.
 const (
 	OptNumeric Opt = iota
 	OptConnection
@@ -90,6 +91,7 @@ const (
 	OptTunCsum
 	OptTunRemCsum
 	OptJSON
+	OptProxyProtocol
 	numOpts
 )
 
@@ -101,7 +103,7 @@ var optNames = [numOpts]string{
 	"thresholds", "persistent-conn", "nosort", "syncid", "exact", "ops", "pe",
 	"sched-flags", "mcast-group", "mcast-port", "mcast-ttl", "sync-maxlen",
 	"tun-info", "tun-type", "tun-port", "tun-nocsum", "tun-csum",
-	"tun-remcsum", "json",
+	"tun-remcsum", "json", "proxy-protocol",
 }
 
 // String returns ipvsadm's name of the option.
@@ -119,26 +121,27 @@ type OptSet uint64
 func (s OptSet) Has(o Opt) bool { return s&(1<<o) != 0 }
 
 // commandsVsOptions is ipvsadm's commands_v_options table, one string per
-// command (CmdAdd..CmdZero), one byte per option (OptNumeric..OptJSON):
-// '+' compulsory, 'x' illegal, '1' exclusive (at most one of the '1'
-// options), ' ' optional. The last column (json) is govsadm's.
+// command (CmdAdd..CmdZero), one byte per option
+// (OptNumeric..OptProxyProtocol): '+' compulsory, 'x' illegal, '1'
+// exclusive (at most one of the '1' options), ' ' optional. The last two
+// columns (json, proxy-protocol) are govsadm's.
 //
-//	-n -c svc -s -p -M -r fwd -w -x -y -mc tot dmn -st -rt thr -pc srt sid -ex ops -pe -b grp port ttl size tinf type tprt nocs csum remc json
+//	-n -c svc -s -p -M -r fwd -w -x -y -mc tot dmn -st -rt thr -pc srt sid -ex ops -pe -b grp port ttl size tinf type tprt nocs csum remc json pp
 var commandsVsOptions = [CmdZero][numOpts]byte{
-	row("xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx" + "x"), // ADD
-	row("xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx" + "x"), // EDIT
-	row("xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" + "x"), // DEL
-	row("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" + "x"), // FLUSH
-	row(" 11xxxxxxxxx11       xxxxxxx xxxxx" + " "), // LIST
-	row("xx+xxx+    xxxxxxxxxxxxxxxxxx     " + "x"), // ADDSRV
-	row("xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxx" + "x"), // DELSRV
-	row("xx+xxx+    xxxxxxxxxxxxxxxxxx     " + "x"), // EDITSRV
-	row("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" + "x"), // TIMEOUT
-	row("xxxxxxxxxxx xxxxxxx xxxx    xxxxxx" + "x"), // STARTD
-	row("xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxx" + "x"), // STOPD
-	row("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" + "x"), // RESTORE
-	row(" xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" + "x"), // SAVE
-	row("xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" + "x"), // ZERO
+	row("xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx" + "xx"), // ADD
+	row("xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx" + "xx"), // EDIT
+	row("xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" + "xx"), // DEL
+	row("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" + "xx"), // FLUSH
+	row(" 11xxxxxxxxx11       xxxxxxx xxxxx" + " x"), // LIST
+	row("xx+xxx+    xxxxxxxxxxxxxxxxxx     " + "x "), // ADDSRV
+	row("xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxx" + "xx"), // DELSRV
+	row("xx+xxx+    xxxxxxxxxxxxxxxxxx     " + "x "), // EDITSRV
+	row("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" + "xx"), // TIMEOUT
+	row("xxxxxxxxxxx xxxxxxx xxxx    xxxxxx" + "xx"), // STARTD
+	row("xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxx" + "xx"), // STOPD
+	row("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" + "xx"), // RESTORE
+	row(" xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" + "xx"), // SAVE
+	row("xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" + "xx"), // ZERO
 }
 
 func row(s string) (r [numOpts]byte) {
@@ -239,6 +242,7 @@ const (
 	// govsadm's extensions, unknown under the name ipvsadm.
 	tJSON
 	tSocket
+	tProxyProtocol
 )
 
 type optDef struct {
@@ -312,4 +316,5 @@ var options = []optDef{
 	{"tun-remcsum", 0, argNone, tTunRemCsum, false},
 	{"json", 0, argNone, tJSON, true},
 	{"socket", 0, argRequired, tSocket, true},
+	{"proxy-protocol", 0, argRequired, tProxyProtocol, true},
 }

@@ -106,6 +106,8 @@ func writeUsage(w io.Writer, prog string, ext bool) {
 	if ext {
 		fmt.Fprint(w, "govsadm Options:\n"+
 			"  --json                              listings as JSON (with -L)\n"+
-			"  --socket path                       govsd's socket (default $GOVS_SOCKET, else /run/govs/govsd.sock)\n")
+			"  --socket path                       govsd's socket (default $GOVS_SOCKET, else /run/govs/govsd.sock)\n"+
+			"  --proxy-protocol 1|2                send the real server a PROXY protocol v1/v2 header\n"+
+			"                                      with the client's address (-a/-e; proxy data plane)\n")
 	}
 }

@@ -384,8 +384,9 @@ func (m *Manager) apply(ctx context.Context, acts []healthcheck.Action) {
 }
 
 func sameDest(a, b ipvs.Destination) bool {
-	return a.Fwd == b.Fwd && a.Weight == b.Weight && a.Upper == b.Upper && a.Lower == b.Lower &&
-		a.TunType == b.TunType && a.TunPort == b.TunPort && a.TunFlags == b.TunFlags
+	// Every attribute counts, so that one added to the model later is
+	// never silently skipped by a reload.
+	return a == b
 }
 
 // table reads the destinations service k has in the director.

@@ -78,3 +78,21 @@ func BenchmarkProxyTCPThroughputFakeEngine(b *testing.B) {
 func BenchmarkLoopbackTCPThroughput(b *testing.B) {
 	benchThroughput(b, startSink(b))
 }
+
+// BenchmarkProxyProtocolLookup is what each new connection or flow pays
+// to read its destination's PROXY protocol setting from the engine, with
+// 16 destinations in the service.
+func BenchmarkProxyProtocolLookup(b *testing.B) {
+	l := newLVS(b, tcpSvc(b, "wlc"))
+	var last netip.AddrPort
+	for i := range 16 {
+		last = netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}), 80)
+		l.add(ipvs.Destination{Addr: last.Addr(), Port: 80, Fwd: ipvs.Masq, Weight: 1, ProxyProtocol: ipvs.ProxyProtocolV2})
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if l.p.proxyProtocol(l.svc.ServiceKey, last) != ipvs.ProxyProtocolV2 {
+			b.Fatal("wrong version")
+		}
+	}
+}

@@ -42,12 +42,17 @@
 //
 // # PROXY protocol
 //
-// [WithProxyProtocol] chooses, per service and destination, whether a
-// realserver gets a PROXY protocol header (haproxy's proxy-protocol.txt)
-// carrying the client's address: version 1 (text, TCP only) or version 2
-// (binary; for UDP it is prepended to every datagram). The function is
-// called for every new connection or flow, so a change takes effect for
-// new connections only.
+// A destination whose [ipvs.Destination].ProxyProtocol is 1 or 2 (govsadm
+// -a/-e --proxy-protocol, the API's proxy_protocol, keepalived.conf's
+// proxy_protocol in a real_server) gets a PROXY protocol header (haproxy's
+// proxy-protocol.txt) carrying the client's address and the virtual
+// service's: version 1 (text, TCP services only) or version 2 (binary;
+// for UDP it is prepended to every datagram of the flow). The proxy reads
+// the setting from the engine's configuration when a connection or flow
+// starts, so a change takes effect for new connections only. The header
+// is written after the realserver accepts and before any of the client's
+// bytes; the engine's byte counters do not count it, as it is not the
+// client's traffic.
 //
 // # What it is not
 //

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -56,7 +57,13 @@ func (w testWriter) Write(b []byte) (int, error) {
 
 func (l *lvs) addDest(addr netip.AddrPort, weight int32) {
 	l.t.Helper()
-	d := ipvs.Destination{Addr: addr.Addr(), Port: addr.Port(), Fwd: ipvs.Masq, Weight: weight}
+	l.add(ipvs.Destination{Addr: addr.Addr(), Port: addr.Port(), Fwd: ipvs.Masq, Weight: weight})
+}
+
+// add adds d as the director does: the data plane's check, the engine,
+// then the data plane.
+func (l *lvs) add(d ipvs.Destination) {
+	l.t.Helper()
 	if err := l.p.CheckDest(l.svc, d); err != nil {
 		l.t.Fatal(err)
 	}
@@ -70,7 +77,13 @@ func (l *lvs) addDest(addr netip.AddrPort, weight int32) {
 
 func (l *lvs) editDest(addr netip.AddrPort, weight int32) {
 	l.t.Helper()
-	d := ipvs.Destination{Addr: addr.Addr(), Port: addr.Port(), Fwd: ipvs.Masq, Weight: weight}
+	l.edit(ipvs.Destination{Addr: addr.Addr(), Port: addr.Port(), Fwd: ipvs.Masq, Weight: weight})
+}
+
+// edit changes a destination as the director does: engine, then data
+// plane.
+func (l *lvs) edit(d ipvs.Destination) {
+	l.t.Helper()
 	if err := l.eng.EditDest(l.svc.ServiceKey, d); err != nil {
 		l.t.Fatal(err)
 	}
@@ -302,17 +315,92 @@ func TestEngineUDPOnePacket(t *testing.T) {
 	}
 }
 
-// TestEngineProxyProtocol: the realserver learns the client's address.
+// TestEngineProxyProtocol: the realserver learns the client's address,
+// by the version its Destination in the engine asks for.
 func TestEngineProxyProtocol(t *testing.T) {
-	for _, ver := range []int{1, 2} {
+	for _, ver := range []uint8{ipvs.ProxyProtocolV1, ipvs.ProxyProtocolV2} {
 		b := startBackend(t, "rs1", true)
-		l := newLVS(t, tcpSvc(t, "rr"), WithProxyProtocol(func(ipvs.ServiceKey, ipvs.DestKey) int { return ver }))
-		l.addDest(b.addr, 1)
+		l := newLVS(t, tcpSvc(t, "rr"))
+		l.add(ipvs.Destination{Addr: b.addr.Addr(), Port: b.addr.Port(), Fwd: ipvs.Masq, Weight: 1, ProxyProtocol: ver})
 		c, _, _ := dialVIP(t, l.vip())
 		hs, _ := b.seen()
-		if want := (proxyInfo{ver: ver, src: addrPort(c.LocalAddr()), dst: l.vip()}); len(hs) != 1 || hs[0] != want {
+		if want := (proxyInfo{ver: int(ver), src: addrPort(c.LocalAddr()), dst: l.vip()}); len(hs) != 1 || hs[0] != want {
 			t.Errorf("v%d: backend saw %+v, want %+v", ver, hs, want)
 		}
+	}
+}
+
+// TestEngineProxyProtocolUDP: version 2 before every datagram of a flow.
+func TestEngineProxyProtocolUDP(t *testing.T) {
+	b := startUDPBackend(t, "rs1", true)
+	l := newLVS(t, ipvs.Service{ServiceKey: ipvs.UDPService(freePort(t, "udp")), Scheduler: "rr"})
+	l.add(ipvs.Destination{Addr: b.addr.Addr(), Port: b.addr.Port(), Fwd: ipvs.Masq, Weight: 1, ProxyProtocol: ipvs.ProxyProtocolV2})
+	c, err := net.Dial("udp", l.vip().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 100)
+	for i := range 2 {
+		c.Write([]byte("q"))
+		if n, err := c.Read(buf); err != nil || string(buf[:n]) != "rs1:q" {
+			t.Fatalf("reply %d: %q, %v", i, buf[:n], err)
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	want := proxyInfo{ver: 2, src: addrPort(c.LocalAddr()), dst: l.vip()}
+	if len(b.headers) != 2 || b.headers[0] != want || b.headers[1] != want {
+		t.Errorf("backend saw %+v, want %+v twice", b.headers, want)
+	}
+}
+
+// TestEngineProxyProtocolEdit: ipvsadm -e turns the header on and off for
+// the next connection; a connection under way keeps what it started with.
+func TestEngineProxyProtocolEdit(t *testing.T) {
+	plain := startBackend(t, "rs1", false)
+	l := newLVS(t, tcpSvc(t, "rr"))
+	d := ipvs.Destination{Addr: plain.addr.Addr(), Port: plain.addr.Port(), Fwd: ipvs.Masq, Weight: 1}
+	l.add(d)
+	long, r, _ := dialVIP(t, l.vip())
+
+	d.ProxyProtocol = ipvs.ProxyProtocolV2
+	l.edit(d)
+	// The connection opened before the edit got no header: the plain
+	// backend echoes exactly what the client sends.
+	io.WriteString(long, "before")
+	long.CloseWrite()
+	if got, err := io.ReadAll(r); err != nil || string(got) != "before" {
+		t.Fatalf("connection from before the edit: %q, %v", got, err)
+	}
+	// A new connection gets the header, which the plain backend echoes
+	// back in front of the greeting's echo.
+	c, r2, _ := dialVIP(t, l.vip())
+	c.CloseWrite()
+	got, err := io.ReadAll(r2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := parseProxyV2(got); err != nil || info.src != addrPort(c.LocalAddr()) || info.dst != l.vip() {
+		t.Fatalf("connection after the edit: echo %q: %+v, %v", got, info, err)
+	}
+
+	d.ProxyProtocol = 0
+	l.edit(d)
+	if got := roundTrip(t, l.vip(), "after"); got != "rs1" {
+		t.Fatalf("greeting %q", got)
+	}
+}
+
+// TestEngineProxyProtocolV1UDPRefused: the engine's validation refuses
+// version 1 for a UDP service before the proxy could be asked for it.
+func TestEngineProxyProtocolV1UDPRefused(t *testing.T) {
+	l := newLVS(t, ipvs.Service{ServiceKey: ipvs.UDPService(freePort(t, "udp")), Scheduler: "rr"})
+	d := ipvs.Destination{Addr: loopback, Port: 53, Fwd: ipvs.Masq, Weight: 1, ProxyProtocol: ipvs.ProxyProtocolV1}
+	err := l.eng.AddDest(l.svc.ServiceKey, d)
+	if !errors.Is(err, ipvs.ErrInvalid) || !strings.Contains(err.Error(), "PROXY protocol version 1 is for TCP services only and has no UDP form: use version 2") {
+		t.Fatalf("AddDest(UDP, v1) = %v", err)
 	}
 }
 

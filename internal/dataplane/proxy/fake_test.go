@@ -30,6 +30,9 @@ type fakeEngine struct {
 	pkts     []engine.Packet
 	refuse   bool // answer Drop for everything but new connections
 	norecord bool // keep no packets (benchmarks)
+	// proxy is each destination's ProxyProtocol, which Service reports
+	// as the real engine reports a destination's configuration.
+	proxy map[netip.AddrPort]uint8
 }
 
 type fakeConn struct {
@@ -78,6 +81,29 @@ func (e *fakeEngine) Process(now time.Time, p engine.Packet) (engine.Verdict, er
 		c.state = conn.NextTCPState(t, c.state, p.Flags)
 	}
 	return engine.Verdict{Action: engine.Forward, Dest: c.dest, Fwd: e.fwd, Virtual: c.vip, State: c.state.TCPString()}, nil
+}
+
+// Service lists every destination of the fake, with its ProxyProtocol,
+// under whatever service is asked for.
+func (e *fakeEngine) Service(_ time.Time, k ipvs.ServiceKey) (ipvs.ServiceState, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	st := ipvs.ServiceState{Service: ipvs.Service{ServiceKey: k}}
+	for _, d := range e.dests {
+		st.Dests = append(st.Dests, ipvs.DestState{Destination: ipvs.Destination{
+			Addr: d.Addr(), Port: d.Port(), Fwd: e.fwd, Weight: 1, ProxyProtocol: e.proxy[d]}})
+	}
+	return st, nil
+}
+
+// setProxy sets the ProxyProtocol of the destination at d.
+func (e *fakeEngine) setProxy(d netip.AddrPort, ver uint8) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.proxy == nil {
+		e.proxy = map[netip.AddrPort]uint8{}
+	}
+	e.proxy[d] = ver
 }
 
 func (e *fakeEngine) Services(time.Time) []ipvs.ServiceState { return nil }
@@ -350,21 +376,23 @@ func TestFakeUDP(t *testing.T) {
 	})
 }
 
+// TestFakeProxyProtocol: the header the destination's configuration asks
+// for, and only to that destination.
 func TestFakeProxyProtocol(t *testing.T) {
 	for _, ver := range []int{1, 2} {
-		b := startBackend(t, "rs1", true)
-		e := newFakeEngine(b.addr)
-		_, vip := startFake(t, ipvs.ProtoTCP, e, WithProxyProtocol(func(svc ipvs.ServiceKey, d ipvs.DestKey) int {
-			if d.Addr != b.addr.Addr() || d.Port != b.addr.Port() {
-				t.Errorf("PROXY protocol asked for %v", d)
-			}
-			return ver
-		}))
-		c, _, _ := dialVIP(t, vip)
+		b, plain := startBackend(t, "rs1", true), startBackend(t, "rs2", false)
+		e := newFakeEngine(b.addr, plain.addr)
+		e.setProxy(b.addr, uint8(ver))
+		_, vip := startFake(t, ipvs.ProtoTCP, e)
+		c, _, name := dialVIP(t, vip)
 		hs, _ := b.seen()
 		want := proxyInfo{ver: ver, src: addrPort(c.LocalAddr()), dst: vip}
-		if len(hs) != 1 || hs[0] != want {
-			t.Errorf("v%d: backend saw %+v, want %+v", ver, hs, want)
+		if name != "rs1" || len(hs) != 1 || hs[0] != want {
+			t.Errorf("v%d: %s, backend saw %+v, want %+v", ver, name, hs, want)
+		}
+		// rs2 has none: it would echo a header back if it got one.
+		if got := roundTrip(t, vip, "plain"); got != "rs2" {
+			t.Errorf("v%d: greeting from the destination without PROXY protocol = %q", ver, got)
 		}
 	}
 }
@@ -372,7 +400,8 @@ func TestFakeProxyProtocol(t *testing.T) {
 func TestFakeProxyProtocolUDP(t *testing.T) {
 	b := startUDPBackend(t, "rs1", true)
 	e := newFakeEngine(b.addr)
-	_, vip := startFake(t, ipvs.ProtoUDP, e, WithProxyProtocol(func(ipvs.ServiceKey, ipvs.DestKey) int { return 2 }))
+	e.setProxy(b.addr, 2)
+	_, vip := startFake(t, ipvs.ProtoUDP, e)
 	c, err := net.Dial("udp", vip.String())
 	if err != nil {
 		t.Fatal(err)
@@ -452,7 +481,7 @@ func TestFakeIPv6(t *testing.T) {
 	ln.Close()
 	b := startBackend6(t)
 	e := newFakeEngine(b)
-	p := newProxy(e, nil, WithProxyProtocol(func(ipvs.ServiceKey, ipvs.DestKey) int { return 0 }))
+	p := newProxy(e, nil)
 	defer p.Close()
 	if err := p.AddService(ipvs.Service{ServiceKey: ipvs.TCPService(vip), Scheduler: "rr"}); err != nil {
 		t.Fatal(err)

@@ -32,23 +32,18 @@ var ErrClosed = errors.New("proxy data plane is closed")
 // concrete engine, as the director shares its instance.
 type engineAPI interface {
 	Process(now time.Time, p engine.Packet) (engine.Verdict, error)
+	Service(now time.Time, k ipvs.ServiceKey) (ipvs.ServiceState, error)
 	Services(now time.Time) []ipvs.ServiceState
 	Conns(now time.Time) []conn.Info
 	Zero(k *ipvs.ServiceKey) error
 	Timeouts() conn.Timeouts
 }
 
-// ProxyProtocolFunc returns the PROXY protocol version (0 for none, 1 or
-// 2) to speak to destination d of service svc. It is called for every new
-// TCP connection and UDP flow, from many goroutines at once.
-type ProxyProtocolFunc func(svc ipvs.ServiceKey, d ipvs.DestKey) int
-
 // Option configures a Proxy.
 type Option func(*options)
 
 type options struct {
 	dialTimeout time.Duration
-	proxyProto  ProxyProtocolFunc
 }
 
 // WithDialTimeout bounds how long a new TCP connection waits for its
@@ -59,14 +54,6 @@ func WithDialTimeout(d time.Duration) Option {
 			o.dialTimeout = d
 		}
 	}
-}
-
-// WithProxyProtocol makes the proxy send a PROXY protocol header to the
-// destinations for which f returns 1 or 2. Version 1 has no UDP form: a
-// UDP flow for which f returns 1 gets no header (and a warning in the
-// log).
-func WithProxyProtocol(f ProxyProtocolFunc) Option {
-	return func(o *options) { o.proxyProto = f }
 }
 
 // Proxy is the userspace data plane. It implements dataplane.Dataplane.
@@ -368,6 +355,28 @@ func (p *Proxy) Close() error {
 // reported to the engine from then on.
 func (p *Proxy) isClosed() bool {
 	return p.ctx.Err() != nil
+}
+
+// proxyProtocol returns the PROXY protocol version (0 none, 1 or 2) the
+// destination at dest of service k is configured with. It is read from
+// the engine, which holds the Destination the director gave it, when a
+// TCP connection or UDP flow starts, so an edit (ipvsadm -e) applies to
+// the next connection and never to one already under way, and the proxy
+// keeps no copy that could disagree with the engine. A destination the
+// engine no longer lists (removed while an old entry still points at it)
+// gets none. It costs one Service read of the engine per new connection
+// or flow, not per packet (BenchmarkProxyProtocolLookup).
+func (p *Proxy) proxyProtocol(k ipvs.ServiceKey, dest netip.AddrPort) uint8 {
+	st, err := p.eng.Service(time.Now(), k)
+	if err != nil {
+		return 0
+	}
+	for i := range st.Dests {
+		if d := &st.Dests[i]; d.Addr == dest.Addr() && d.Port == dest.Port() {
+			return d.ProxyProtocol
+		}
+	}
+	return 0
 }
 
 // process hands one synthesized packet to the engine.

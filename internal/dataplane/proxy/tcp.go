@@ -231,16 +231,14 @@ func (c *tcpConn) run() {
 	}
 }
 
+// writeProxyHeader sends the PROXY protocol header the destination is
+// configured with, if any, before the first byte of the client's.
 func (c *tcpConn) writeProxyHeader(server *net.TCPConn, dest netip.AddrPort) error {
-	f := c.p.opts.proxyProto
-	if f == nil {
-		return nil
-	}
-	ver := f(c.svc, ipvs.DestKey{Addr: dest.Addr(), Port: dest.Port()})
+	ver := c.p.proxyProtocol(c.svc, dest)
 	if ver == 0 {
 		return nil
 	}
-	hdr, err := proxyHeader(ver, ipvs.ProtoTCP, c.cAddr, c.vAddr)
+	hdr, err := proxyHeader(int(ver), ipvs.ProtoTCP, c.cAddr, c.vAddr)
 	if err != nil {
 		return err
 	}

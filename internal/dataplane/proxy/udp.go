@@ -193,18 +193,18 @@ func (s *udpService) flow(client, dest netip.AddrPort) (*udpFlow, error) {
 	}
 	p := s.p
 	var hdr []byte
-	if pp := p.opts.proxyProto; pp != nil {
-		switch ver := pp(s.key, ipvs.DestKey{Addr: dest.Addr(), Port: dest.Port()}); ver {
-		case 0:
-		case 1:
-			p.log.Warn("PROXY protocol version 1 has no UDP form; sending no header", "service", s.key.String(), "dest", dest)
-		default:
-			h, err := proxyHeader(ver, ipvs.ProtoUDP, client, s.vip)
-			if err != nil {
-				return nil, err
-			}
-			hdr = h
+	switch ver := p.proxyProtocol(s.key, dest); ver {
+	case 0:
+	case ipvs.ProxyProtocolV1:
+		// Destination.Validate refuses this for a UDP service; an engine
+		// configured behind the director's back gets a warning.
+		p.log.Warn("PROXY protocol version 1 has no UDP form; sending no header", "service", s.key.String(), "dest", dest)
+	default:
+		h, err := proxyHeader(int(ver), ipvs.ProtoUDP, client, s.vip)
+		if err != nil {
+			return nil, err
 		}
+		hdr = h
 	}
 	up, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(dest))
 	if err != nil {
