@@ -3,7 +3,8 @@
 // neighbours and sysctls, all removed again by t.Cleanup.
 //
 // It is a test helper, not a general network configuration library: every
-// function takes a testing.TB and fails the test on error.
+// function takes a [TB] (a *testing.T, or an [Env] for the root demo) and
+// fails it on error.
 //
 // # Threads
 //

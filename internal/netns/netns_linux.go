@@ -19,14 +19,21 @@ import (
 // RequireRoot skips tb when not running as root, saying why (in CI, where
 // GOVS_REQUIRE_PRIVILEGED=1, it fails instead; see internal/testenv); as
 // root it does nothing, so a broken environment fails the test loudly.
-func RequireRoot(tb testing.TB) {
+// Outside tests (an Env) not being root is a failure.
+func RequireRoot(tb TB) {
 	tb.Helper()
-	testenv.Root(tb)
+	if t, ok := tb.(testing.TB); ok {
+		testenv.Root(t)
+		return
+	}
+	if os.Geteuid() != 0 {
+		tb.Fatal("needs root (network namespaces, BPF): run it as root")
+	}
 }
 
 // NS is a network namespace created for a test.
 type NS struct {
-	tb     testing.TB
+	tb     TB
 	Name   string
 	handle netns.NsHandle
 	nl     *netlink.Handle
@@ -37,7 +44,7 @@ var counter atomic.Uint64
 // New creates an empty network namespace with lo up, removed at the end of
 // the test. Its name is unique per process (govs-<pid>-<n>-<name>) and it
 // is also visible to `ip netns` while the test runs.
-func New(tb testing.TB, name string) *NS {
+func New(tb TB, name string) *NS {
 	tb.Helper()
 	RequireRoot(tb)
 	full := fmt.Sprintf("govs-%d-%d-%s", os.Getpid(), counter.Add(1), name)
@@ -148,7 +155,7 @@ type Link struct {
 
 // Veth creates a veth pair with ends aName in a and bName in b, both up.
 // MACs are fixed when given (nil: random).
-func Veth(tb testing.TB, a *NS, aName string, aMAC net.HardwareAddr, b *NS, bName string, bMAC net.HardwareAddr) (*Link, *Link) {
+func Veth(tb TB, a *NS, aName string, aMAC net.HardwareAddr, b *NS, bName string, bMAC net.HardwareAddr) (*Link, *Link) {
 	tb.Helper()
 	la := &netlink.Veth{
 		LinkAttrs: netlink.LinkAttrs{Name: aName, HardwareAddr: aMAC},
@@ -296,5 +303,20 @@ func (l *Link) SetGRO(on bool) {
 	}
 	l.NS.MustDo(func() error {
 		return runIn("ethtool", "-K", l.Name, "gro", v)
+	})
+}
+
+// SetTxChecksum turns transmit checksum offload on a veth on or off. A
+// packet sent with offload carries a partial checksum (CHECKSUM_PARTIAL)
+// that native XDP on the receiving side loses: senders whose packets an
+// XDP program forwards must compute full checksums.
+func (l *Link) SetTxChecksum(on bool) {
+	l.NS.tb.Helper()
+	v := "off"
+	if on {
+		v = "on"
+	}
+	l.NS.MustDo(func() error {
+		return runIn("ethtool", "-K", l.Name, "tx", v)
 	})
 }

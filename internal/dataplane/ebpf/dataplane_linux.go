@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,8 +29,11 @@ type Options struct {
 	// that receive client traffic for the VIPs and, for NAT, the
 	// realservers' replies.
 	Interfaces []string
-	// XDP attaches in native XDP mode instead of TC (TCX). Not implemented
-	// yet: New refuses it.
+	// XDP also attaches govs_xdp in native (driver) XDP mode: the fast
+	// path, with TC behind it for what XDP passes on (see the package
+	// documentation, "XDP"). The devices' drivers must support native
+	// XDP; on veth, the peer of every egress device needs an XDP program
+	// or GRO, and senders on veth must not use checksum offload.
 	XDP bool
 	// PinPath is the bpffs directory for maps and links (DefaultPinPath
 	// when empty). It is mounted if /sys/fs/bpf is not a bpffs.
@@ -64,9 +68,6 @@ var _ dataplane.Dataplane = (*Dataplane)(nil)
 // existing pinned link is updated in place to the new program, so
 // forwarding never stops) and starts the expiry sweeper.
 func New(opts Options, log *slog.Logger) (*Dataplane, error) {
-	if opts.XDP {
-		return nil, fmt.Errorf("ebpf data plane: XDP attachment: %w (attach at TC, the default)", dataplane.ErrUnsupported)
-	}
 	if opts.PinPath == "" {
 		opts.PinPath = DefaultPinPath
 	}
@@ -84,7 +85,7 @@ func New(opts Options, log *slog.Logger) (*Dataplane, error) {
 		return nil, fmt.Errorf("load BPF spec: %w", err)
 	}
 	for name, m := range spec.Maps {
-		if name == "scratch" || name == "sched_scratch" || name == "sh_scratch" || name == ".rodata" || m.Name == "govs_bpf.rodata" {
+		if strings.HasSuffix(name, "scratch") || name == ".rodata" || m.Name == "govs_bpf.rodata" {
 			continue
 		}
 		m.Pinning = ebpf.PinByName
@@ -119,6 +120,14 @@ func New(opts Options, log *slog.Logger) (*Dataplane, error) {
 			return nil, err
 		}
 		d.links = append(d.links, l)
+		if opts.XDP {
+			l, err := d.attachXDP(ifname)
+			if err != nil {
+				d.closeLocked()
+				return nil, err
+			}
+			d.links = append(d.links, l)
+		}
 	}
 	go d.sweeper()
 	return d, nil
@@ -165,6 +174,34 @@ func (d *Dataplane) attach(ifname string) (link.Link, error) {
 		return nil, fmt.Errorf("pin link of %s: %w", ifname, err)
 	}
 	d.log.Info("attached TC program", "interface", ifname)
+	return l, nil
+}
+
+// attachXDP attaches govs_xdp in native mode to ifname, or moves the
+// pinned link of a previous run to the new program.
+func (d *Dataplane) attachXDP(ifname string) (link.Link, error) {
+	ifi, err := net.InterfaceByName(ifname)
+	if err != nil {
+		return nil, fmt.Errorf("attach XDP to %s: %w", ifname, err)
+	}
+	pin := filepath.Join(d.opts.PinPath, "xdp_"+ifname)
+	if l, err := link.LoadPinnedLink(pin, nil); err == nil {
+		if err := l.Update(d.objs.GovsXdp); err == nil {
+			d.log.Info("adopted XDP link", "interface", ifname)
+			return l, nil
+		}
+		_ = l.Unpin()
+		l.Close()
+	}
+	l, err := link.AttachXDP(link.XDPOptions{Interface: ifi.Index, Program: d.objs.GovsXdp, Flags: link.XDPDriverMode})
+	if err != nil {
+		return nil, fmt.Errorf("attach native XDP to %s (does its driver support XDP? use TC, without --xdp): %w", ifname, err)
+	}
+	if err := l.Pin(pin); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("pin XDP link of %s: %w", ifname, err)
+	}
+	d.log.Info("attached XDP program", "interface", ifname)
 	return l, nil
 }
 
@@ -292,12 +329,10 @@ func (d *Dataplane) Conns() ([]conn.Info, error) {
 func (d *Dataplane) Health() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for i, l := range d.links {
-		info, err := l.Info()
-		if err != nil {
-			return fmt.Errorf("link %s: %w", d.opts.Interfaces[i], err)
+	for _, l := range d.links {
+		if _, err := l.Info(); err != nil {
+			return fmt.Errorf("link %v: %w", l, err)
 		}
-		_ = info
 	}
 	return nil
 }
@@ -336,6 +371,12 @@ func (d *Dataplane) sweeper() {
 				d.log.Warn("sweep connection table", "err", err)
 			} else if n > 0 {
 				d.log.Debug("expired connections", "count", n)
+			}
+			if err := d.locked(func() error { return d.tab.lbGC(monotonicNow()) }); err != nil {
+				d.log.Warn("expire lblc entries", "err", err)
+			}
+			if err := d.locked(func() error { return d.tab.sampleRates(time.Now()) }); err != nil {
+				d.log.Warn("estimate rates", "err", err)
 			}
 		}
 	}

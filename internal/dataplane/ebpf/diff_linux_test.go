@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,7 +21,8 @@ import (
 // random so that the counters the least-connection schedulers compare, and
 // the overload thresholds, move as they would under traffic.
 func TestDiffSchedulers(t *testing.T) {
-	for _, sched := range []string{"rr", "wrr", "lc", "wlc", "sed", "nq", "fo", "ovf", "sh", "dh", "sh-fallback-port"} {
+	for _, sched := range []string{"rr", "wrr", "lc", "wlc", "sed", "nq", "fo", "ovf", "sh", "dh", "sh-fallback-port",
+		"mh", "mh-fallback-port", "twos", "lblc", "lblcr", "dh-fwm", "lblc-fwm", "lblcr-fwm"} {
 		for _, seed := range []uint64{1, 2, 3} {
 			t.Run(fmt.Sprintf("%s/seed%d", sched, seed), func(t *testing.T) {
 				runDiff(t, sched, seed, 400)
@@ -31,17 +33,26 @@ func TestDiffSchedulers(t *testing.T) {
 
 type diffConn struct {
 	client netip.AddrPort
-	state  int // 0 SYN sent, 1 established, 2 closed
+	dst    netip.Addr
 }
 
 func runDiff(t *testing.T, schedName string, seed uint64, steps int) {
 	f := newFixture(t)
-	eng := engine.New(engine.Options{})
+	// twos: the engine's first scheduler instance draws from the PCG
+	// (Seed, 1); the BPF service's PCG state is set to the same.
+	engSeed := 1000 + seed
+	eng := engine.New(engine.Options{Seed: engSeed})
 	rnd := rand.New(rand.NewPCG(seed, 42))
 
-	svc := tcpService(vipv4, 80, schedName)
-	if schedName == "sh-fallback-port" {
-		svc.Scheduler = "sh"
+	// "-fwm": a firewall-mark service, so that packets to many addresses
+	// (what dh, lblc and lblcr hash or remember) belong to it.
+	base, fwm := strings.CutSuffix(schedName, "-fwm")
+	svc := tcpService(vipv4, 80, base)
+	if fwm {
+		svc = ipvs.Service{ServiceKey: ipvs.FWMarkService(7, ipvs.IPv4), Scheduler: base}
+	}
+	if b, ok := strings.CutSuffix(base, "-fallback-port"); ok {
+		svc.Scheduler = b
 		svc.SchedFlags = ipvs.SchedFallback | ipvs.SchedPort
 	}
 	// dh hashes the destination address; with one VIP every connection
@@ -52,6 +63,11 @@ func runDiff(t *testing.T, schedName string, seed uint64, steps int) {
 	}
 	if err := f.tab.addService(svc); err != nil {
 		t.Fatal(err)
+	}
+	if svc.Scheduler == "twos" {
+		if err := f.tab.seedTwos(f.tab.svcs[svc.ServiceKey], engSeed, 1); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var dests []ipvs.Destination
 	addDest := func(i int) {
@@ -77,14 +93,18 @@ func runDiff(t *testing.T, schedName string, seed uint64, steps int) {
 
 	var conns []*diffConn
 	nextPort := uint16(10000)
+	var mark uint32
+	if fwm {
+		mark = 7
+	}
 	send := func(c *diffConn, flags conn.TCPFlags) (bpfDest, engDest netip.Addr, engErr error) {
-		pkt := ipPacket(t, c.client.Addr(), vipv4, l4{proto: ipvs.ProtoTCP, sport: c.client.Port(), dport: 80, flags: flags})
-		f.run(frame(macClient, macCL0, false, pkt), 0)
-		v, err := eng.Process(time.Now(), engine.Packet{Dir: conn.DirIn, Proto: ipvs.ProtoTCP,
-			Src: c.client, Dst: netip.AddrPortFrom(vipv4, 80), Flags: flags, Len: len(pkt)})
+		pkt := ipPacket(t, c.client.Addr(), c.dst, l4{proto: ipvs.ProtoTCP, sport: c.client.Port(), dport: 80, flags: flags})
+		f.run(frame(macClient, macCL0, false, pkt), mark)
+		v, err := eng.Process(time.Now(), engine.Packet{Dir: conn.DirIn, Proto: ipvs.ProtoTCP, FWMark: mark,
+			Src: c.client, Dst: netip.AddrPortFrom(c.dst, 80), Flags: flags, Len: len(pkt)})
 		var k govsConnKey
 		k.Src = addrWords(c.client.Addr())
-		k.Dst = addrWords(vipv4)
+		k.Dst = addrWords(c.dst)
 		k.Sport = htons(c.client.Port())
 		k.Dport = htons(80)
 		k.Proto = 6
@@ -104,7 +124,10 @@ func runDiff(t *testing.T, schedName string, seed uint64, steps int) {
 		r := rnd.IntN(100)
 		switch {
 		case r < 45 || len(conns) == 0:
-			c := &diffConn{client: netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 168, 1, byte(100 + rnd.IntN(50))}), nextPort)}
+			c := &diffConn{client: netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 168, 1, byte(100 + rnd.IntN(50))}), nextPort), dst: vipv4}
+			if fwm {
+				c.dst = netip.AddrFrom4([4]byte{192, 168, 2, byte(1 + rnd.IntN(8))})
+			}
 			nextPort++
 			b, e, err := send(c, conn.SYN)
 			if b != e {

@@ -1,15 +1,18 @@
 // Package ebpf is govs's kernel data plane: a BPF program at TC ingress
-// (TCX) of the director's interfaces that forwards packets for the virtual
-// services by NAT, DR (direct routing) and TUN (IPIP, GUE,
-// IPv6-in-IPv6), keeps the connection table with the kernel's TCP state
-// machine, and schedules new connections itself. It needs no IPVS in the
+// (TCX) of the director's interfaces, optionally with an XDP fast path in
+// front of it, that forwards packets for the virtual services by NAT, DR
+// (direct routing) and TUN (IPIP, GUE, IPv6-in-IPv6), keeps the
+// connection table with the kernel's TCP state machine, and schedules new
+// connections itself with all 14 IPVS schedulers. It needs no IPVS in the
 // kernel. [Dataplane] implements dataplane.Dataplane (govsd --dataplane
 // ebpf); [Decap] is the realserver side of TUN mode.
 //
 // The BPF C sources are in bpf/ (structs.h: the layouts shared with Go;
-// maps.h; parse.h; csum.h; conn.h: states and counters; sched.h; fwd.h:
-// NAT, encapsulation, routing; govs.c: the program; decap.c: the
-// realserver's decapsulator). `go generate ./internal/dataplane/ebpf/`
+// maps.h; parse.h; csum.h; conn.h: states, counters, templates, expiry;
+// sched.h: the list schedulers; sched_hash.h: mh, twos, lblc, lblcr;
+// fwd.h: NAT, encapsulation, routing; icmp.h: ICMP errors; govs.c: the
+// TC program and classify(), shared with xdp.h: the XDP program; decap.c:
+// the realserver's decapsulator). `go generate ./internal/dataplane/ebpf/`
 // rebuilds govs_bpfel.{go,o} and decap_bpfel.{go,o} with clang-14
 // (pinned in gen.go).
 //
@@ -20,7 +23,8 @@
 // against the packet. Anything it cannot parse is passed to the stack
 // untouched, never forwarded: other ethertypes (ARP, VLAN), truncated or
 // inconsistent headers, IPv4 and IPv6 fragments, IPv6 extension headers,
-// protocols other than TCP and UDP (see parse.h). Then, in order: a NAT
+// protocols other than TCP and UDP (see parse.h), except ICMP errors
+// (below). Then classify() runs, in order: a NAT
 // reply (the nat map, keyed by the realserver's 5-tuple) has its source
 // rewritten back to VIP:vport; a packet of a known connection (conns map)
 // takes its state transition and is forwarded; the first packet for a
@@ -41,9 +45,22 @@
 // local). Local destinations are passed to the stack. TTLs are not
 // decremented, as with IPVS.
 //
+// ICMP errors that belong to a connection (icmp.h; ICMPv4 destination
+// unreachable, fragmentation needed included, source quench, time
+// exceeded; ICMPv6 destination unreachable, packet too big, time
+// exceeded) are found by the packet they quote. One from the realserver
+// side about a NAT connection's packet goes to the client with the outer
+// source and the quoted destination turned back into the VIP:vport; one
+// from the client side about a reply goes to the realserver, translated
+// for NAT (outer destination, quoted source) and unchanged by DR and TUN
+// (so a DR or TUN realserver learns the path MTU towards the client). The
+// quoted IPv4 header checksum and the ICMP checksum are kept right; the
+// quoted TCP/UDP checksum is left alone, as the kernel leaves it. Other
+// ICMP passes to the stack.
+//
 // # Connections and counters
 //
-// A connection is an entry in the conns LRU hash keyed by the client's
+// A connection is an entry in the conns hash keyed by the client's
 // 5-tuple (templates share the map with kind=1). Its state and flags
 // (INACTIVE, NOOUTPUT) are one word changed by compare-and-swap, using the
 // kernel's tables (conn.h): full for NAT, input-only for DR/TUN/Local. The
@@ -53,15 +70,29 @@
 // removes it; Go's sweeper removes the rest through the govs_expire
 // syscall program, so Go never writes a counter. Whoever's
 // bpf_map_delete_elem succeeds decrements the counters: exactly once.
-// An entry evicted by the LRU (table full) leaks its count; size the table
-// (Options.MaxConns) for the load.
 //
-// A TCP SYN for a connection in TIME_WAIT starts a new connection
-// (conn_reuse_mode 1). Persistence templates (per masked client and
-// service; fwmark services keyed by the mark) are refreshed by each new
-// connection and dropped when their destination left the service; unlike
-// the kernel and the engine, a template does not track the connections it
-// controls, so it can expire while they still run.
+// Full table: conns (and nat) are plain hashes, not LRUs, because an LRU
+// evicts entries behind the program's back and their counts would leak.
+// When conns is full a new connection is dropped (CTR_DROP_TABLE_FULL)
+// while the existing ones continue, so ActiveConn/InActConn/PersistConn
+// stay exact; size the table (Options.MaxConns) for the load, SYN floods
+// included (a SYN_RECV entry lives 60 s).
+//
+// A TCP SYN for a connection in TIME_WAIT that no template controls
+// starts a new connection (conn_reuse_mode 1). Persistence templates (per
+// masked client and service; fwmark services keyed by the mark) track the
+// connections they control as the engine's do: n_control in the template,
+// incremented when a connection is created under it; the connection has
+// CONN_F_CONTROLLED and enough (ctl_mask, TPORT, fwmark) to rebuild the
+// template's key when it goes, and releases the template only if it still
+// points to the same destination (a template whose destination left the
+// service is deleted at once, since a hash has one entry per key, where
+// the engine unhashes it). A template whose deadline comes while it
+// controls connections is re-armed every 60 s from that deadline
+// (CONN_F_DEFERRED; refreshed by 60 s, its new timeout, when it places
+// connections), and goes at the first tick that finds it idle. The layout
+// of conns changed for this (n_control): maps pinned by an older build
+// are refused at start ("remove with govsd --ebpf-remove").
 //
 // # Scheduling: who computes what
 //
@@ -81,17 +112,57 @@
 //     ((*SH).Table, (*DH).Table) on every list change; BPF hashes as
 //     sched.HashSH/HashDH do and checks usability (sh-fallback probes the
 //     following buckets).
-//   - mh, lblc, lblcr, twos: not yet; CheckService refuses them with
-//     ErrUnsupported. mh needs SipHash-1-3 in BPF (sched.HashMH) and a
-//     4093-slot table; lblc/lblcr per-address state with expiry; twos a
-//     random source shared with the reference.
+//   - mh: Go builds the 4093-slot Maglev table with (*sched.MH).Table
+//     from the destinations' last non-zero weights (kept in Go, so
+//     quiescing moves no slot; after a restart a quiesced destination's
+//     last weight is taken as 0 until its weight is raised); BPF computes
+//     the kernel's hsiphash, SipHash-1-3 with ip_vs_mh.c's fixed keys, of
+//     the folded source (+ port with mh-port), as sched.HashMH, and walks
+//     the rehash chain for mh-fallback in a bpf_loop.
+//   - twos: two draws from Go's math/rand/v2 PCG (128-bit LCG, DXSM
+//     output, Rand.Int64N's multiply-and-reject reduction), in BPF with a
+//     64x64->128 multiply done in 32-bit halves. The PCG state is per
+//     service in twos_rng: Go seeds it from crypto/rand when a service
+//     gets twos, and tests seed it (tables.seedTwos) with what an engine
+//     with Options.Seed s gives its n-th scheduler instance, PCG(s, n), so
+//     both draw the same numbers and pick the same destinations. CPUs
+//     racing on one service may draw the same numbers: only randomness
+//     suffers.
+//   - lblc, lblcr: per service and packet destination address, an entry
+//     in the lblc map (an LRU hash of 65536: an eviction is an early
+//     expiry) with the destination (lblcr: the set, newest first, at most
+//     32, a full set drops its oldest member) and lastuse/lastmod. The
+//     decisions are sched/lblc.go's and sched/lblcr.go's (lblc's own
+//     overload rule, weighted least-connection over the list, lblcr's set
+//     min/max and 24 h set shrinking); lblcr edits a copy of the set and
+//     writes it back (racing CPUs: last writer wins). Go's sweeper runs
+//     the kernel's garbage collection per service: a minute tick, a full
+//     check every 30th (entries unused for 24 h go), a partial check
+//     (unused 6 min) above 16384 entries, visiting entries in map order
+//     rather than the kernel's bucket rover; the first tick is a minute
+//     after the service got its scheduler. A new scheduler on a service,
+//     or its removal, empties its entries. A destination id is reused
+//     only after its connections drained; an lblc entry still naming a
+//     reused id would follow the new destination (rare, not handled).
 //
 // The loops run under bpf_loop with their context in a per-CPU map
-// rather than on the stack (see "Verifier notes").
+// rather than on the stack (see "Verifier notes"). The differential test
+// covers all 14 schedulers (lblc, lblcr and dh also on a firewall-mark
+// service with packets to eight addresses, so that their per-address
+// state matters); what it cannot reach is time: lblc/lblcr expiry (24 h)
+// is tested separately (TestLBGC), lblcr's set shrinking is not.
+//
+// # Rates
+//
+// --rate is the kernel's estimator (package stats) run in Go: every two
+// seconds (stats.Clock, driven by the sweeper) each service's and
+// destination's per-CPU counters are summed and sampled. Zero resets the
+// estimators; after a restart they start from the adopted counters, so
+// the traffic before it is not a rate.
 //
 // # Pinning and restart
 //
-// New pins every map (except per-CPU scratch) and every TCX link under
+// New pins every map (except per-CPU scratch) and every TCX and XDP link under
 // Options.PinPath (/sys/fs/bpf/govs, mounting bpffs if needed). On start it
 // adopts the pinned maps, rebuilds its view of services and destinations
 // from them (the control plane's replay of its configuration then updates
@@ -115,6 +186,18 @@
 //     stack values exactly and simulated wrr's callback once per position
 //     (thousands of times). The stack holds a pointer to a map value
 //     instead: values read from maps are unknown, one pass suffices.
+//   - The PCG's rejection loop under #pragma unroll failed to compile
+//     ("loop not unrolled"); it is three explicit ifs (the loop runs with
+//     probability below n/2^64 anyway).
+//   - linux/icmp.h and icmpv6.h pull in libc (gnu/stubs-32.h is missing
+//     for the BPF target): icmp.h defines the few types it needs.
+//   - lblc/lblcr's set scans, edits and the mh fallback chain (4093
+//     SipHashes) are bpf_loop callbacks like the others; sched_lblc is a
+//     global function so govs_tc's verification does not grow with it.
+//   - Sharing the pipeline between TC and XDP: classify() (connection
+//     table, scheduling, counters) is one global function taking the
+//     scratch area and the mark; only the packet moves (rewrite, encap,
+//     redirect) exist twice, for skb helpers and for direct XDP writes.
 //   - BPF_PROG_TEST_RUN hands the program a linear skb, while real traffic
 //     arrives with the payload in fragments: length fields must be checked
 //     against skb->len, headers against data_end. The fixtures could not
@@ -131,17 +214,51 @@
 // bpf_l4_csum_replace with BPF_F_PSEUDO_HDR handles them. For TUN the
 // realserver must clamp the MSS (route advmss) or raise its MTU: a
 // full-size frame plus the outer header exceeds the veth MTU and is
-// dropped. XDP is not implemented yet (New refuses Options.XDP); on veth
-// it would need an XDP program or GRO on the peer of the egress device.
+// dropped.
+//
+// # XDP
+//
+// With Options.XDP, govs_xdp is attached in native (driver) mode in front
+// of govs_tc (both stay attached and pinned; see xdp.h). XDP forwards
+// TCP/UDP of the virtual services by NAT (both directions), DR and TUN
+// with direct writes and hand-updated checksums (RFC 1624) and
+// bpf_redirect; it passes untouched what it does not handle (ARP, ICMP
+// errors, fragments, packets for no service, and firewall-mark services:
+// marks are set by nftables, after XDP, so those connections start at
+// TC; their later packets are found in the connection table by XDP). When
+// it acted on a packet but cannot send it itself (a Local destination, a
+// NAT packet without a route, an unresolved neighbour: XDP has no
+// bpf_redirect_neigh) it passes it with a struct xmeta in the XDP
+// metadata, and govs_tc does only what the note says (TC_ACT_OK, or
+// bpf_redirect_neigh). A driver without metadata support loses the note:
+// TC then sees the packet again (NAT/TUN packets are already rewritten
+// and go through the stack; a DR packet is counted twice).
+//
+// veth caveats, measured here and set up by the XDP tests: a frame
+// redirected by XDP out of a veth is dropped unless the peer of that veth
+// has an XDP program or GRO on (ethtool -K peer gro on); and XDP works on
+// bytes, so a partial checksum (a local sender on a veth with tx checksum
+// offload) arrives wrong: senders turn it off (ethtool -K dev tx off,
+// netns.Link.SetTxChecksum). Real NICs deliver full checksums.
 //
 // # Testing
 //
 // Tier 2 (fixtures, Program.Run): TestFixture* run packets built with
 // gopacket through govs_tc inside a namespace with static neighbours, and
-// compare output bytes (so checksums are checked exactly) and verdicts.
-// TestDiffSchedulers is the differential test against package engine.
+// compare output bytes (so checksums are checked exactly) and verdicts;
+// TestFixtureXDP runs the forwarding fixtures through govs_xdp, plus its
+// notes to TC; TestFixtureICMP the ICMP errors (v4, v6, NAT both ways,
+// DR); TestFixtureTemplateControl and TestFixtureTableFull the templates'
+// control and the full table, TestFixtureRates --rate, TestLBGC the
+// lblc expiry. TestDiffSchedulers is the differential test against
+// package engine.
 // Tier 3 (TestNetns*): client, director and two realservers on a bridge,
-// HTTP through the VIP by NAT, DR, TUN/IPIP and TUN/GUE, and a restart
-// under an open connection. All need root; without root they skip with a
+// HTTP through the VIP by NAT, DR, TUN/IPIP and TUN/GUE over IPv4 and
+// IPv6, at TC and at XDP (TestNetnsXDP*: govs_xdp must have forwarded
+// packets itself); a restart under an open connection and during a 50 MB
+// download at TC and XDP (TestNetnsRestartBulk, checked by SHA-256); a
+// destination set to weight 0 that drains while ActiveConn/InActConn
+// equal what the engine shows for the same packets, fed to it from an
+// AF_PACKET tap on the director (TestNetnsDrainNAT, TestNetnsDrainDR). All need root; without root they skip with a
 // message, as root a failure to load BPF fails them.
 package ebpf

@@ -2,6 +2,7 @@ package ebpf
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -56,6 +57,16 @@ type fixture struct {
 	ns   *netns.NS
 	objs *govsObjects
 	tab  *tables
+	// xdp: run packets through govs_xdp (ingress cl0) instead of govs_tc.
+	xdp   bool
+	cl0   int
+	xmeta []byte // the XDP metadata of the last run, if any
+}
+
+func newFixtureMode(t *testing.T, xdp bool) *fixture {
+	f := newFixture(t)
+	f.xdp = xdp
+	return f
 }
 
 // newFixture loads the BPF objects (unpinned) and builds the topology. As
@@ -83,7 +94,7 @@ func newFixture(t *testing.T) *fixture {
 	if err := tab.setTimeouts(conn.DefaultTimeouts); err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{t: t, ns: ns, objs: objs, tab: tab}
+	return &fixture{t: t, ns: ns, objs: objs, tab: tab, cl0: cl0.Index}
 }
 
 func loadObjects(tb testing.TB) *govsObjects {
@@ -105,6 +116,9 @@ func (f *fixture) run(in []byte, mark uint32) (uint32, []byte) {
 	f.t.Helper()
 	out := make([]byte, len(in)+256)
 	var ret uint32
+	if f.xdp {
+		return f.runXDP(in)
+	}
 	f.ns.MustDo(func() error {
 		opts := &ebpf.RunOptions{Data: in, DataOut: out}
 		if mark != 0 {
@@ -121,6 +135,57 @@ func (f *fixture) run(in []byte, mark uint32) (uint32, []byte) {
 	})
 	return ret, out
 }
+
+// XDP verdicts.
+const (
+	xdpDrop     = 1
+	xdpPass     = 2
+	xdpRedirect = 4
+)
+
+// xdpCtx is struct xdp_md as BPF_PROG_TEST_RUN takes it.
+type xdpCtx struct {
+	Data, DataEnd, DataMeta, IngressIfindex, RxQueueIndex, EgressIfindex uint32
+}
+
+// runXDP sends one frame through govs_xdp and returns the TC verdict
+// that means the same, so that fixtures serve both programs; metadata the
+// program left in front of a passed frame is cut off into f.xmeta.
+func (f *fixture) runXDP(in []byte) (uint32, []byte) {
+	f.t.Helper()
+	out := make([]byte, len(in)+256)
+	var ret uint32
+	f.ns.MustDo(func() error {
+		opts := &ebpf.RunOptions{Data: in, DataOut: out,
+			Context: xdpCtx{DataEnd: uint32(len(in)), IngressIfindex: uint32(f.cl0)}}
+		var err error
+		ret, err = f.objs.GovsXdp.Run(opts)
+		out = opts.DataOut
+		if err != nil {
+			return fmt.Errorf("run govs_xdp on %d bytes %x: %w", len(in), in, err)
+		}
+		return nil
+	})
+	f.xmeta = nil
+	if ret == xdpPass && len(out) == len(in)+xmetaLen && binary.NativeEndian.Uint32(out) == xmetaMagic {
+		f.xmeta, out = out[:xmetaLen], out[xmetaLen:]
+	}
+	switch ret {
+	case xdpPass:
+		return actOK, out
+	case xdpDrop:
+		return actShot, out
+	case xdpRedirect:
+		return actRedirect, out
+	}
+	return 100 + ret, out
+}
+
+// The struct xmeta the XDP program leaves for TC.
+const (
+	xmetaLen   = 32
+	xmetaMagic = 0x676f7673
+)
 
 // skbCtx is the prefix of struct __sk_buff that BPF_PROG_TEST_RUN accepts
 // as context: len, pkt_type, mark.

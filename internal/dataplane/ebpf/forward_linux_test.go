@@ -1,6 +1,7 @@
 package ebpf
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"testing"
 	"time"
@@ -59,10 +60,12 @@ func udpService(vip netip.Addr, port uint16, sched string) ipvs.Service {
 	return ipvs.Service{ServiceKey: ipvs.UDPService(netip.AddrPortFrom(vip, port)), Scheduler: sched}
 }
 
-func TestFixtureNAT(t *testing.T) {
+func TestFixtureNAT(t *testing.T) { testFixtureNAT(t, false) }
+
+func testFixtureNAT(t *testing.T, xdp bool) {
 	for _, fam := range families {
 		t.Run(fam.name, func(t *testing.T) {
-			f := newFixture(t)
+			f := newFixtureMode(t, xdp)
 			f.addService(tcpService(fam.vip, 80, "rr"),
 				ipvs.Destination{Addr: fam.rs1, Port: 8080, Fwd: ipvs.Masq, Weight: 1})
 			f.addService(udpService(fam.vip, 53, "rr"),
@@ -169,10 +172,12 @@ func (f *fixture) destLive(t *testing.T, addr netip.Addr, port uint16) govsDestL
 	return govsDestLive{}
 }
 
-func TestFixtureDR(t *testing.T) {
+func TestFixtureDR(t *testing.T) { testFixtureDR(t, false) }
+
+func testFixtureDR(t *testing.T, xdp bool) {
 	for _, fam := range families {
 		t.Run(fam.name, func(t *testing.T) {
-			f := newFixture(t)
+			f := newFixtureMode(t, xdp)
 			f.addService(tcpService(fam.vip, 80, "rr"),
 				ipvs.Destination{Addr: fam.rs1, Fwd: ipvs.Route, Weight: 1},
 				ipvs.Destination{Addr: fam.rs2, Fwd: ipvs.Route, Weight: 1})
@@ -206,7 +211,9 @@ func TestFixtureDR(t *testing.T) {
 	}
 }
 
-func TestFixtureTunnel(t *testing.T) {
+func TestFixtureTunnel(t *testing.T) { testFixtureTunnel(t, false) }
+
+func testFixtureTunnel(t *testing.T, xdp bool) {
 	for _, fam := range families {
 		for _, gue := range []bool{false, true} {
 			name := fam.name + "/ipip"
@@ -214,7 +221,7 @@ func TestFixtureTunnel(t *testing.T) {
 				name = fam.name + "/gue"
 			}
 			t.Run(name, func(t *testing.T) {
-				f := newFixture(t)
+				f := newFixtureMode(t, xdp)
 				d := ipvs.Destination{Addr: fam.rs1, Fwd: ipvs.Tunnel, Weight: 1}
 				if gue {
 					d.TunType, d.TunPort = ipvs.TunGUE, 6080
@@ -256,15 +263,19 @@ func TestFixtureTunnel(t *testing.T) {
 	}
 }
 
-func TestFixtureLocal(t *testing.T) {
-	f := newFixture(t)
+func TestFixtureLocal(t *testing.T) { testFixtureLocal(t, false) }
+
+func testFixtureLocal(t *testing.T, xdp bool) {
+	f := newFixtureMode(t, xdp)
 	f.addService(tcpService(vipv4, 80, "rr"), ipvs.Destination{Addr: vipv4, Fwd: ipvs.Local, Weight: 1})
 	in := frame(macClient, macCL0, false, ipPacket(t, cipv4, vipv4, l4{proto: ipvs.ProtoTCP, sport: 1, dport: 80, flags: conn.SYN}))
 	f.check([]step{{desc: "local destination: passed to the stack untouched", in: in, verdict: actOK}})
 }
 
-func TestFixtureBadPackets(t *testing.T) {
-	f := newFixture(t)
+func TestFixtureBadPackets(t *testing.T) { testFixtureBadPackets(t, false) }
+
+func testFixtureBadPackets(t *testing.T, xdp bool) {
+	f := newFixtureMode(t, xdp)
 	f.addService(tcpService(vipv4, 80, "rr"), ipvs.Destination{Addr: rs1v4, Fwd: ipvs.Route, Weight: 1})
 	f.addService(tcpService(vipv6, 80, "rr"), ipvs.Destination{Addr: rs1v6, Fwd: ipvs.Route, Weight: 1})
 	syn := l4{proto: ipvs.ProtoTCP, sport: 40000, dport: 80, flags: conn.SYN}
@@ -308,8 +319,10 @@ func TestFixtureBadPackets(t *testing.T) {
 	f.check(steps)
 }
 
-func TestFixtureNoDestination(t *testing.T) {
-	f := newFixture(t)
+func TestFixtureNoDestination(t *testing.T) { testFixtureNoDestination(t, false) }
+
+func testFixtureNoDestination(t *testing.T, xdp bool) {
+	f := newFixtureMode(t, xdp)
 	f.addService(tcpService(vipv4, 80, "wlc"), ipvs.Destination{Addr: rs1v4, Fwd: ipvs.Route, Weight: 0})
 	in := frame(macClient, macCL0, false, ipPacket(t, cipv4, vipv4, l4{proto: ipvs.ProtoTCP, sport: 1, dport: 80, flags: conn.SYN}))
 	f.check([]step{{desc: "all destinations quiescent: dropped", in: in, verdict: actShot}})
@@ -413,4 +426,44 @@ func TestFixtureSweep(t *testing.T) {
 	if n, _ := f.tab.sweep(monotonicNow()); n != 0 {
 		t.Errorf("second sweep removed %d", n)
 	}
+}
+
+// TestFixtureXDP runs the forwarding fixtures through govs_xdp: the same
+// packets in, the same packets out, XDP_REDIRECT for TC's redirect,
+// XDP_PASS for TC_ACT_OK, XDP_DROP for TC_ACT_SHOT.
+func TestFixtureXDP(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		fn   func(*testing.T, bool)
+	}{
+		{"NAT", testFixtureNAT}, {"DR", testFixtureDR}, {"Tunnel", testFixtureTunnel},
+		{"Local", testFixtureLocal}, {"BadPackets", testFixtureBadPackets}, {"NoDestination", testFixtureNoDestination},
+	} {
+		t.Run(c.name, func(t *testing.T) { c.fn(t, true) })
+	}
+	t.Run("NoNeighbour", func(t *testing.T) {
+		// XDP cannot resolve a neighbour: it passes the packet with a
+		// note that makes govs_tc bpf_redirect_neigh it.
+		f := newFixtureMode(t, true)
+		f.addService(tcpService(vipv4, 80, "rr"), ipvs.Destination{Addr: rsNoNb4, Fwd: ipvs.Route, Weight: 1})
+		in := frame(macClient, macCL0, false, ipPacket(t, cipv4, vipv4, l4{proto: ipvs.ProtoTCP, sport: 1, dport: 80, flags: conn.SYN}))
+		f.check([]step{{desc: "DR to a realserver without a neighbour entry: passed on", in: in, verdict: actOK}})
+		if len(f.xmeta) != xmetaLen {
+			t.Fatalf("no metadata for TC")
+		}
+		action := binary.NativeEndian.Uint32(f.xmeta[4:])
+		nh := netip.AddrFrom4([4]byte(f.xmeta[16:20]))
+		if action != 2 || nh != rsNoNb4 {
+			t.Errorf("metadata action %d next hop %s, want 2 (redirect_neigh) to %s", action, nh, rsNoNb4)
+		}
+	})
+	t.Run("LocalMeta", func(t *testing.T) {
+		f := newFixtureMode(t, true)
+		f.addService(tcpService(vipv4, 80, "rr"), ipvs.Destination{Addr: vipv4, Fwd: ipvs.Local, Weight: 1})
+		in := frame(macClient, macCL0, false, ipPacket(t, cipv4, vipv4, l4{proto: ipvs.ProtoTCP, sport: 1, dport: 80, flags: conn.SYN}))
+		f.check([]step{{desc: "local destination: passed with a note", in: in, verdict: actOK}})
+		if len(f.xmeta) != xmetaLen || binary.NativeEndian.Uint32(f.xmeta[4:]) != 1 {
+			t.Errorf("metadata %x, want action 1 (pass, handled)", f.xmeta)
+		}
+	})
 }

@@ -14,21 +14,23 @@ import (
 )
 
 type govsConn struct {
-	_       structs.HostLayout
-	Daddr   [4]uint32
-	Expires uint64
-	Inpkts  uint64
-	Outpkts uint64
-	Sf      uint32
-	DestId  uint32
-	SvcId   uint32
-	Fwmark  uint32
-	Dport   uint16
-	TunPort uint16
-	Fwd     uint8
-	Dfamily uint8
-	TunType uint8
-	Pad     uint8
+	_         structs.HostLayout
+	Daddr     [4]uint32
+	Expires   uint64
+	Inpkts    uint64
+	Outpkts   uint64
+	Sf        uint32
+	DestId    uint32
+	SvcId     uint32
+	Fwmark    uint32
+	Dport     uint16
+	TunPort   uint16
+	Fwd       uint8
+	Dfamily   uint8
+	TunType   uint8
+	CtlMask   uint8
+	N_control uint32
+	Pad       uint32
 }
 
 type govsConnKey struct {
@@ -74,6 +76,23 @@ type govsExpireArgs struct {
 	Pad     uint32
 }
 
+type govsLblcKey struct {
+	_      structs.HostLayout
+	Addr   [4]uint32
+	SvcId  uint32
+	Family uint8
+	Pad    [3]uint8
+}
+
+type govsLblcVal struct {
+	_       structs.HostLayout
+	Lastuse uint64
+	Lastmod uint64
+	N       uint32
+	Pad     uint32
+	Ids     [32]uint32
+}
+
 type govsNatKey struct {
 	_      structs.HostLayout
 	Src    [4]uint32
@@ -83,6 +102,12 @@ type govsNatKey struct {
 	Proto  uint8
 	Family uint8
 	Pad    uint16
+}
+
+type govsRngState struct {
+	_  structs.HostLayout
+	Hi uint64
+	Lo uint64
 }
 
 type govsStats struct {
@@ -134,6 +159,8 @@ const (
 	govsMapDestLive     = "dest_live"
 	govsMapDestStats    = "dest_stats"
 	govsMapDests        = "dests"
+	govsMapLbScratch    = "lb_scratch"
+	govsMapLblc         = "lblc"
 	govsMapNat          = "nat"
 	govsMapSchedScratch = "sched_scratch"
 	govsMapSchedTable   = "sched_table"
@@ -144,8 +171,10 @@ const (
 	govsMapSvcState     = "svc_state"
 	govsMapSvcStats     = "svc_stats"
 	govsMapTimeouts     = "timeouts"
+	govsMapTwosRng      = "twos_rng"
 	govsProgGovsExpire  = "govs_expire"
 	govsProgGovsTc      = "govs_tc"
+	govsProgGovsXdp     = "govs_xdp"
 )
 
 // loadGovs returns the embedded CollectionSpec for govs.
@@ -192,6 +221,7 @@ type govsSpecs struct {
 type govsProgramSpecs struct {
 	GovsExpire *ebpf.ProgramSpec `ebpf:"govs_expire"`
 	GovsTc     *ebpf.ProgramSpec `ebpf:"govs_tc"`
+	GovsXdp    *ebpf.ProgramSpec `ebpf:"govs_xdp"`
 }
 
 // govsMapSpecs contains maps before they are loaded into the kernel.
@@ -203,6 +233,8 @@ type govsMapSpecs struct {
 	DestLive     *ebpf.MapSpec `ebpf:"dest_live"`
 	DestStats    *ebpf.MapSpec `ebpf:"dest_stats"`
 	Dests        *ebpf.MapSpec `ebpf:"dests"`
+	LbScratch    *ebpf.MapSpec `ebpf:"lb_scratch"`
+	Lblc         *ebpf.MapSpec `ebpf:"lblc"`
 	Nat          *ebpf.MapSpec `ebpf:"nat"`
 	SchedScratch *ebpf.MapSpec `ebpf:"sched_scratch"`
 	SchedTable   *ebpf.MapSpec `ebpf:"sched_table"`
@@ -213,6 +245,7 @@ type govsMapSpecs struct {
 	SvcState     *ebpf.MapSpec `ebpf:"svc_state"`
 	SvcStats     *ebpf.MapSpec `ebpf:"svc_stats"`
 	Timeouts     *ebpf.MapSpec `ebpf:"timeouts"`
+	TwosRng      *ebpf.MapSpec `ebpf:"twos_rng"`
 }
 
 // govsVariableSpecs contains global variables before they are loaded into the kernel.
@@ -246,6 +279,8 @@ type govsMaps struct {
 	DestLive     *ebpf.Map `ebpf:"dest_live"`
 	DestStats    *ebpf.Map `ebpf:"dest_stats"`
 	Dests        *ebpf.Map `ebpf:"dests"`
+	LbScratch    *ebpf.Map `ebpf:"lb_scratch"`
+	Lblc         *ebpf.Map `ebpf:"lblc"`
 	Nat          *ebpf.Map `ebpf:"nat"`
 	SchedScratch *ebpf.Map `ebpf:"sched_scratch"`
 	SchedTable   *ebpf.Map `ebpf:"sched_table"`
@@ -256,6 +291,7 @@ type govsMaps struct {
 	SvcState     *ebpf.Map `ebpf:"svc_state"`
 	SvcStats     *ebpf.Map `ebpf:"svc_stats"`
 	Timeouts     *ebpf.Map `ebpf:"timeouts"`
+	TwosRng      *ebpf.Map `ebpf:"twos_rng"`
 }
 
 func (m *govsMaps) Close() error {
@@ -265,6 +301,8 @@ func (m *govsMaps) Close() error {
 		m.DestLive,
 		m.DestStats,
 		m.Dests,
+		m.LbScratch,
+		m.Lblc,
 		m.Nat,
 		m.SchedScratch,
 		m.SchedTable,
@@ -275,6 +313,7 @@ func (m *govsMaps) Close() error {
 		m.SvcState,
 		m.SvcStats,
 		m.Timeouts,
+		m.TwosRng,
 	)
 }
 
@@ -290,12 +329,14 @@ type govsVariables struct {
 type govsPrograms struct {
 	GovsExpire *ebpf.Program `ebpf:"govs_expire"`
 	GovsTc     *ebpf.Program `ebpf:"govs_tc"`
+	GovsXdp    *ebpf.Program `ebpf:"govs_xdp"`
 }
 
 func (p *govsPrograms) Close() error {
 	return _GovsClose(
 		p.GovsExpire,
 		p.GovsTc,
+		p.GovsXdp,
 	)
 }
 

@@ -46,7 +46,7 @@ func (t *tables) adopt() error {
 		svc.Persistent = v.Flags&svcFPersist != 0
 		svc.OnePacket = v.Flags&svcFOnePkt != 0
 		svc.SchedFlags = ipvs.SchedFlags(v.Flags) & (ipvs.SchedFlag1 | ipvs.SchedFlag2 | ipvs.SchedFlag3)
-		e := &svcEntry{svc: svc, id: v.Id}
+		e := &svcEntry{svc: svc, id: v.Id, gcCounter: 1}
 		for i := range uint32(min(int(v.Ndests), maxDests)) {
 			var id uint32
 			var dv govsDest
@@ -59,7 +59,7 @@ func (t *tables) adopt() error {
 			d := ipvs.Destination{Addr: wordsAddr(dv.Addr, dv.Family), Port: ntohs(dv.Port), Fwd: ipvs.FwdMethod(dv.Fwd),
 				Weight: dv.Weight, Upper: dv.Upper, Lower: dv.Lower, TunType: ipvs.TunnelType(dv.TunType),
 				TunPort: ntohs(dv.TunPort), TunFlags: ipvs.TunFlags(dv.TunFlags)}
-			e.dests = append(e.dests, &destEntry{d: d, id: id})
+			e.dests = append(e.dests, &destEntry{d: d, id: id, last: d.Weight})
 			t.destIDs[id] = true
 			maxD = max(maxD, id+1)
 		}
@@ -70,6 +70,21 @@ func (t *tables) adopt() error {
 		return fmt.Errorf("iterate services: %w", err)
 	}
 	t.nextDest = maxD % maxDestIDs
+	// The estimators start from the counters as they are: the traffic
+	// before the restart is not a rate.
+	for _, e := range t.svcs {
+		c, err := t.perCPUStats(t.objs.SvcStats, e.id)
+		if err != nil {
+			return err
+		}
+		e.est.Reset(c)
+		for _, d := range e.dests {
+			if c, err = t.perCPUStats(t.objs.DestStats, d.id); err != nil {
+				return err
+			}
+			d.est.Reset(c)
+		}
+	}
 	var est, fin, udp uint32
 	_ = t.objs.Timeouts.Lookup(uint32(1), &est)
 	_ = t.objs.Timeouts.Lookup(uint32(4), &fin)
@@ -93,12 +108,33 @@ func (t *tables) perCPUStats(m *ebpf.Map, id uint32) (ipvs.Counters, error) {
 	return c, nil
 }
 
+// sampleRates takes the rate estimator's samples due at now (every two
+// seconds; see package stats): the kernel's estimator, run in Go over the
+// per-CPU counters summed.
+func (t *tables) sampleRates(now time.Time) error {
+	for range t.clock.Due(now) {
+		for _, e := range t.svcs {
+			c, err := t.perCPUStats(t.objs.SvcStats, e.id)
+			if err != nil {
+				return err
+			}
+			e.est.Sample(c)
+			for _, d := range e.dests {
+				if c, err = t.perCPUStats(t.objs.DestStats, d.id); err != nil {
+					return err
+				}
+				d.est.Sample(c)
+			}
+		}
+	}
+	return nil
+}
+
 // services returns the live state of every service, in ipvsadm's order.
-// Rates are not estimated yet (zero).
 func (t *tables) services() ([]ipvs.ServiceState, error) {
 	out := make([]ipvs.ServiceState, 0, len(t.svcs))
 	for _, e := range t.svcs {
-		st := ipvs.ServiceState{Service: e.svc}
+		st := ipvs.ServiceState{Service: e.svc, Rates: e.est.Rates()}
 		var err error
 		if st.Stats, err = t.perCPUStats(t.objs.SvcStats, e.id); err != nil {
 			return nil, err
@@ -109,7 +145,8 @@ func (t *tables) services() ([]ipvs.ServiceState, error) {
 				return nil, fmt.Errorf("read dest_live: %w", err)
 			}
 			ds := ipvs.DestState{Destination: de.d, ActiveConns: uint32(max(l.Active, 0)),
-				InactConns: uint32(max(l.Inact, 0)), PersistConns: uint32(max(l.Persist, 0)), Overloaded: l.Overloaded != 0}
+				InactConns: uint32(max(l.Inact, 0)), PersistConns: uint32(max(l.Persist, 0)), Overloaded: l.Overloaded != 0,
+				Rates: de.est.Rates()}
 			if ds.Stats, err = t.perCPUStats(t.objs.DestStats, de.id); err != nil {
 				return nil, err
 			}
@@ -154,10 +191,12 @@ func (t *tables) zero(k *ipvs.ServiceKey) error {
 		if err := zeroPerCPU(t.objs.SvcStats, e.id); err != nil {
 			return err
 		}
+		e.est.Reset(ipvs.Counters{})
 		for _, d := range e.dests {
 			if err := zeroPerCPU(t.objs.DestStats, d.id); err != nil {
 				return err
 			}
+			d.est.Reset(ipvs.Counters{})
 		}
 	}
 	return nil

@@ -14,28 +14,30 @@ import (
 	"github.com/govs/govs/internal/dataplane"
 	"github.com/govs/govs/internal/ipvs"
 	"github.com/govs/govs/internal/sched"
+	"github.com/govs/govs/internal/stats"
 )
 
 // Limits of the BPF maps (structs.h).
 const (
-	maxServices  = 256
-	maxDests     = 32 // per service
-	maxDestIDs   = maxServices * maxDests
-	numTimeouts  = 16
-	timeoutUDP   = 11
-	connFInact   = 0x0100
-	connFNoOut   = 0x0200
-	connStateMsk = 0x00ff
-	destFAvail   = 0x1
-	svcFPersist  = 0x01
-	svcFOnePkt   = 0x04
+	maxServices   = 256
+	maxDests      = 32 // per service
+	maxDestIDs    = maxServices * maxDests
+	numTimeouts   = 16
+	timeoutUDP    = 11
+	connFInact    = 0x0100
+	connFNoOut    = 0x0200
+	connFDeferred = 0x1000
+	connStateMsk  = 0x00ff
+	destFAvail    = 0x1
+	svcFPersist   = 0x01
+	svcFOnePkt    = 0x04
 )
 
 // schedCodes are the schedulers the BPF program runs (structs.h enum
 // govs_sched).
 var schedCodes = map[string]uint8{
 	"rr": 0, "wrr": 1, "lc": 2, "wlc": 3, "sed": 4, "nq": 5, "fo": 6, "ovf": 7,
-	"sh": 8, "dh": 9,
+	"sh": 8, "dh": 9, "mh": 10, "lblc": 11, "lblcr": 12, "twos": 13,
 }
 
 // schedTableSlots is GOVS_SCHED_TABLE, the sched_table slots per service.
@@ -52,11 +54,21 @@ type svcEntry struct {
 	svc   ipvs.Service
 	id    uint32
 	dests []*destEntry // the kernel's order: newest first
+	// lblc/lblcr garbage collection: the next minute tick (monotonic ns,
+	// 0: not started) and the kernel's tick counter.
+	gcNext    uint64
+	gcCounter int
+	// est estimates the rates from the per-CPU counters (--rate).
+	est stats.Estimator
 }
 
 type destEntry struct {
 	d  ipvs.Destination
 	id uint32
+	// last is the kernel's last_weight: the latest non-zero weight (mh
+	// builds its table from it, so quiescing moves no slot).
+	last int32
+	est  stats.Estimator
 }
 
 // tables mirrors the control plane's services and destinations into the
@@ -68,6 +80,8 @@ type tables struct {
 	destIDs  []bool // in use by a configured destination
 	nextDest uint32
 	timeouts conn.Timeouts
+	// clock schedules the rate estimator's two-second samples.
+	clock stats.Clock
 }
 
 func newTables(objs *govsObjects) *tables {
@@ -142,7 +156,7 @@ func svcKeyOf(k ipvs.ServiceKey) govsSvcKey {
 // checkService reports what the BPF program cannot do for svc.
 func checkService(svc ipvs.Service) error {
 	if _, ok := schedCodes[svc.Scheduler]; !ok {
-		return fmt.Errorf("ebpf data plane: scheduler %q: %w (it runs rr, wrr, lc, wlc, sed, nq, fo, ovf, sh and dh; use --dataplane proxy for the others)",
+		return fmt.Errorf("ebpf data plane: scheduler %q: %w (it runs rr, wrr, lc, wlc, sed, nq, lblc, lblcr, dh, sh, fo, ovf, mh and twos)",
 			svc.Scheduler, dataplane.ErrUnsupported)
 	}
 	if svc.Protocol == ipvs.ProtoSCTP {
@@ -288,17 +302,18 @@ func (t *tables) writeList(e *svcEntry) error {
 	return nil
 }
 
-// writeTable stores the lookup table of sh and dh, built by package sched
-// itself, as list indexes.
+// writeTable stores the lookup table of sh, dh and mh, built by package
+// sched itself, as list indexes.
 func (t *tables) writeTable(e *svcEntry) error {
 	name := e.svc.Scheduler
-	if name != "sh" && name != "dh" {
+	if name != "sh" && name != "dh" && name != "mh" {
 		return nil
 	}
 	list := make([]*ipvs.Dest, len(e.dests))
 	idx := make(map[*ipvs.Dest]uint8, len(e.dests))
 	for i, d := range e.dests {
 		list[i] = ipvs.NewDest(d.d)
+		list[i].LastWeight = d.last
 		idx[list[i]] = uint8(i)
 	}
 	n, err := sched.Lookup(name)
@@ -311,6 +326,8 @@ func (t *tables) writeTable(e *svcEntry) error {
 		table = s.Table()
 	case *sched.DH:
 		table = s.Table()
+	case *sched.MH:
+		table = s.Table()
 	default:
 		return fmt.Errorf("scheduler %s exports no table", name)
 	}
@@ -319,8 +336,8 @@ func (t *tables) writeTable(e *svcEntry) error {
 	for i, d := range table {
 		keys[i] = e.id*schedTableSlots + uint32(i)
 		vals[i] = 0xff
-		if d != nil {
-			vals[i] = idx[d]
+		if j, ok := idx[d]; ok {
+			vals[i] = j
 		}
 	}
 	if _, err := t.objs.SchedTable.BatchUpdate(keys, vals, nil); err != nil {
@@ -398,6 +415,9 @@ func (t *tables) addService(svc ipvs.Service) error {
 	if err := t.setState(e, govsSvcState{Last: -1}); err != nil {
 		return err
 	}
+	if err := t.resetSchedState(e); err != nil {
+		return err
+	}
 	if err := t.writeList(e); err != nil {
 		return err
 	}
@@ -427,6 +447,9 @@ func (t *tables) editService(svc ipvs.Service) error {
 		if err := t.setState(e, govsSvcState{Last: -1, Cw: mw}); err != nil {
 			return err
 		}
+		if err := t.resetSchedState(e); err != nil {
+			return err
+		}
 	}
 	return t.writeSvc(e)
 }
@@ -443,6 +466,9 @@ func (t *tables) delService(k ipvs.ServiceKey) error {
 		if err := t.retireDest(d); err != nil {
 			return err
 		}
+	}
+	if err := t.purgeLB(e.id); err != nil {
+		return err
 	}
 	t.svcIDs[e.id] = false
 	delete(t.svcs, k)
@@ -485,7 +511,7 @@ func (t *tables) addDest(k ipvs.ServiceKey, d ipvs.Destination) error {
 	if err != nil {
 		return err
 	}
-	e.dests = slices.Insert(e.dests, 0, &destEntry{d: d, id: id})
+	e.dests = slices.Insert(e.dests, 0, &destEntry{d: d, id: id, last: d.Weight})
 	switch e.svc.Scheduler {
 	case "rr":
 		// sched_data points at a list node; a new head shifts indexes.
@@ -526,6 +552,9 @@ func (t *tables) editDest(k ipvs.ServiceKey, d ipvs.Destination) error {
 	}
 	de := e.dests[i]
 	de.d = d
+	if d.Weight != 0 {
+		de.last = d.Weight
+	}
 	if err := t.objs.Dests.Update(de.id, destValue(d, true), ebpf.UpdateAny); err != nil {
 		return fmt.Errorf("edit destination %s: %w", d.AddrPort(), err)
 	}

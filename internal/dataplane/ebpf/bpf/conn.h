@@ -216,11 +216,48 @@ static __always_inline void nat_key_of(struct nat_key *nk, const struct conn_key
 	nk->pad = 0;
 }
 
-/* conn_expire removes the entry at k; the caller that removed it unbinds
- * its destination. The entry is copied first: a deleted element of a
- * preallocated hash map can be reused by another CPU at once. Returns 1 if
- * this call removed it. */
-__attribute__((noinline)) int conn_expire(struct conn_key *k)
+static __always_inline void mask_addr(__u32 *a, __u8 family, __u8 bits)
+{
+	int max = family == AF_INET ? 32 : 128;
+	if (bits >= max)
+		return;
+#pragma unroll
+	for (int w = 0; w < 4; w++) {
+		int lo = w * 32;
+		if (bits <= lo) {
+			a[w] = 0;
+		} else if (bits < lo + 32) {
+			__u32 m = ~0U << (32 - (bits - lo));
+			a[w] &= bpf_htonl(m);
+		}
+	}
+}
+
+/* template_key_of rebuilds the key of the template that controls
+ * connection k, c (see CONN_F_CONTROLLED); pick builds it the same way. */
+static __always_inline void template_key_of(struct conn_key *tk, const struct conn_key *k, const struct conn *c)
+{
+	__builtin_memset(tk, 0, sizeof(*tk));
+	tk->kind = CONN_KIND_TEMPLATE;
+	tk->family = k->family;
+	__builtin_memcpy(tk->src, k->src, 16);
+	mask_addr(tk->src, k->family, c->ctl_mask);
+	if (c->fwmark) {
+		tk->dst[0] = bpf_htonl(c->fwmark);
+		return;
+	}
+	tk->proto = k->proto;
+	__builtin_memcpy(tk->dst, k->dst, 16);
+	if (c->sf & CONN_F_TPORT)
+		tk->dport = k->dport;
+}
+
+/* conn_remove deletes the entry at k whatever it controls; the caller
+ * whose delete succeeded unbinds its destination and releases its
+ * template. The entry is copied first: a deleted element of a
+ * preallocated hash map can be reused by another CPU at once. Returns 1
+ * if this call removed it. */
+__attribute__((noinline)) int conn_remove(struct conn_key *k)
 {
 	if (!k)
 		return 0;
@@ -238,12 +275,48 @@ __attribute__((noinline)) int conn_expire(struct conn_key *k)
 		return 1;
 	}
 	unbind_dest(cc.dest_id, 0, cc.sf & CONN_F_INACTIVE);
+	if (cc.sf & CONN_F_CONTROLLED) {
+		/* The template may have been replaced (its destination left):
+		 * release only the one that still points where we do. */
+		struct conn_key tk;
+		template_key_of(&tk, &kk, &cc);
+		struct conn *t = bpf_map_lookup_elem(&conns, &tk);
+		if (t && t->dest_id == cc.dest_id)
+			__sync_fetch_and_add(&t->n_control, -1);
+	}
 	if (cc.fwd == FWD_MASQ) {
 		struct nat_key nk;
 		nat_key_of(&nk, &kk, &cc);
 		bpf_map_delete_elem(&nat, &nk);
 	}
 	return 1;
+}
+
+/* conn_expire is the kernel's ip_vs_conn_expire at time now for the entry
+ * at k, whose deadline has passed: a template that still controls
+ * connections is re-armed every DEFERRED_EXPIRY_S from its deadline (as
+ * package conn's table replays it); anything else is removed. Returns 1
+ * if this call removed it. */
+__attribute__((noinline)) int conn_expire(struct conn_key *k, __u64 now)
+{
+	if (!k)
+		return 0;
+	if (k->kind == CONN_KIND_TEMPLATE) {
+		struct conn_key kk = *k;
+		struct conn *c = bpf_map_lookup_elem(&conns, &kk);
+		if (!c)
+			return 0;
+		if ((__s32)c->n_control > 0) {
+			__u64 tick = DEFERRED_EXPIRY_S * NSEC_PER_SEC;
+			__u64 e = c->expires;
+			if (e <= now)
+				e += ((now - e) / tick + 1) * tick;
+			c->expires = e;
+			__sync_fetch_and_or(&c->sf, CONN_F_DEFERRED);
+			return 0;
+		}
+	}
+	return conn_remove(k);
 }
 
 #endif

@@ -24,6 +24,7 @@
 #include "conn.h"
 #include "sched.h"
 #include "fwd.h"
+#include "icmp.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -39,8 +40,9 @@ struct scratch {
 	struct dest d;
 	struct svc sv;
 	struct bpf_fib_lookup fib;
+	struct icmp_info ic;
 	__u32 did;
-	__u32 pad;
+	__u32 ctl; /* pick: the connection goes under template tk */
 };
 
 struct {
@@ -80,14 +82,14 @@ static __always_inline void add_stats(__u32 svc_id, __u32 dest_id, int out, __u3
 	}
 }
 
-static __always_inline struct svc *svc_find(struct __sk_buff *skb, const struct pkt *p)
+static __always_inline struct svc *svc_find(__u32 mark, const struct pkt *p)
 {
 	struct svc_key k = {};
 	struct svc *s;
 
 	k.family = p->family;
-	if (skb->mark) {
-		k.fwmark = skb->mark;
+	if (mark) {
+		k.fwmark = mark;
 		s = bpf_map_lookup_elem(&services, &k);
 		if (s)
 			return s;
@@ -168,6 +170,70 @@ __attribute__((noinline)) int nat_out(struct __sk_buff *skb, struct scratch *x)
 	return send(skb, fib, rc, 1);
 }
 
+/* icmp_error handles an ICMP error that may belong to a connection (see
+ * icmp.h). */
+__attribute__((noinline)) int icmp_error(struct __sk_buff *skb, struct scratch *x, __u64 now)
+{
+	if (!x)
+		return TC_ACT_OK;
+	struct pkt *p = &x->p;
+	struct icmp_info *ic = &x->ic;
+	struct bpf_fib_lookup *fib = &x->fib;
+	if (icmp_parse(skb, p, ic)) {
+		count(CTR_PASS_PROTO);
+		return TC_ACT_OK;
+	}
+	/* From the realserver side: the quote is CIP:cport -> RIP:rport,
+	 * the reverse of a NAT reply. */
+	struct nat_key *nk = &x->nk;
+	__builtin_memcpy(nk->src, ic->dst, 16);
+	__builtin_memcpy(nk->dst, ic->src, 16);
+	nk->sport = ic->dport;
+	nk->dport = ic->sport;
+	nk->proto = ic->proto;
+	nk->family = p->family;
+	nk->pad = 0;
+	struct conn_key *k = &x->k;
+	struct conn_key *pk = bpf_map_lookup_elem(&nat, nk);
+	if (pk) {
+		*k = *pk;
+		struct conn *c = bpf_map_lookup_elem(&conns, k);
+		if (c && c->expires > now) {
+			add_stats(c->svc_id, c->dest_id, 1, p->ip_len, 0);
+			count(CTR_ICMP_OUT);
+			if (icmp_rewrite(skb, p, ic, 0, k->dst, k->dport))
+				return TC_ACT_SHOT;
+			__u32 vip[4];
+			__builtin_memcpy(vip, k->dst, 16);
+			long rc = route_lookup(skb, fib, p->family, vip, p->dst, p->proto, 0);
+			return send(skb, fib, rc, 1);
+		}
+	}
+	/* From the client side: the quote is a reply, VIP:vport -> CIP:cport. */
+	__builtin_memcpy(k->src, ic->dst, 16);
+	__builtin_memcpy(k->dst, ic->src, 16);
+	k->sport = ic->dport;
+	k->dport = ic->sport;
+	k->proto = ic->proto;
+	k->family = p->family;
+	k->kind = CONN_KIND_CONN;
+	k->pad = 0;
+	struct conn *c = bpf_map_lookup_elem(&conns, k);
+	if (!c || c->expires <= now) {
+		count(CTR_PASS_PROTO);
+		return TC_ACT_OK;
+	}
+	add_stats(c->svc_id, c->dest_id, 0, p->ip_len, 0);
+	count(CTR_ICMP_IN);
+	x->cc = *c;
+	if (x->cc.fwd != FWD_MASQ)
+		return forward_in(skb, x);
+	if (icmp_rewrite(skb, p, ic, 1, x->cc.daddr, x->cc.dport))
+		return TC_ACT_SHOT;
+	long rc = route_lookup(skb, fib, p->family, p->src, x->cc.daddr, p->proto, 0);
+	return send(skb, fib, rc, 1);
+}
+
 /* dest_of loads the i-th destination of s into *id and *d. */
 static __always_inline int dest_of(const struct svc *s, int i, __u32 *id, struct dest *d)
 {
@@ -186,23 +252,6 @@ static __always_inline int dest_of(const struct svc *s, int i, __u32 *id, struct
 	return 0;
 }
 
-static __always_inline void mask_addr(__u32 *a, __u8 family, __u8 bits)
-{
-	int max = family == AF_INET ? 32 : 128;
-	if (bits >= max)
-		return;
-#pragma unroll
-	for (int w = 0; w < 4; w++) {
-		int lo = w * 32;
-		if (bits <= lo) {
-			a[w] = 0;
-		} else if (bits < lo + 32) {
-			__u32 m = ~0U << (32 - (bits - lo));
-			a[w] &= bpf_htonl(m);
-		}
-	}
-}
-
 /* pick chooses the destination of a new connection, through a persistence
  * template if the service is persistent (ip_vs_sched_persist): a template
  * per client (masked by the service's netmask) and virtual service; a
@@ -216,8 +265,9 @@ __attribute__((noinline)) int pick(struct scratch *x, __u64 now)
 	struct svc *s = &x->sv;
 	const struct pkt *p = &x->p;
 	struct dest *d = &x->d;
+	x->ctl = 0;
 	if (!(s->flags & SVC_F_PERSISTENT)) {
-		int i = schedule(s, &x->p);
+		int i = schedule(s, &x->p, now);
 		if (i < 0)
 			return -1;
 		return dest_of(s, i, id, d);
@@ -245,17 +295,34 @@ __attribute__((noinline)) int pick(struct scratch *x, __u64 now)
 	if (t) {
 		__u32 tid = t->dest_id;
 		struct dest *td = bpf_map_lookup_elem(&dests, &tid);
-		if (t->expires <= now || !td || !(td->flags & DEST_F_AVAILABLE)) {
-			conn_expire(tk);
+		if (!td || !(td->flags & DEST_F_AVAILABLE)) {
+			/* ip_vs_check_template: the engine unhashes it and lets
+			 * it live for the connections it controls; a hash map
+			 * has room for one entry per key, so it goes now (its
+			 * connections release it only if it is still theirs,
+			 * see conn_remove). */
+			conn_remove(tk);
+		} else if (t->expires <= now && (__s32)t->n_control <= 0) {
+			conn_expire(tk, now);
 		} else {
-			t->expires = now + (__u64)s->timeout * NSEC_PER_SEC;
+			/* Refreshed by every connection it places; a deferred
+			 * template (its deadline came while it controlled
+			 * connections) by DEFERRED_EXPIRY_S, its new timeout in
+			 * the kernel. */
+			__u64 to = (__u64)s->timeout;
+			if (t->expires <= now)
+				__sync_fetch_and_or(&t->sf, CONN_F_DEFERRED);
+			if (t->sf & CONN_F_DEFERRED)
+				to = DEFERRED_EXPIRY_S;
+			t->expires = now + to * NSEC_PER_SEC;
 			*id = tid;
 			*d = *td;
+			x->ctl = 1;
 			return 0;
 		}
 	}
 
-	int i = schedule(s, &x->p);
+	int i = schedule(s, &x->p, now);
 	if (i < 0 || dest_of(s, i, id, d))
 		return -1;
 	struct conn *nt = &x->nc;
@@ -270,6 +337,7 @@ __attribute__((noinline)) int pick(struct scratch *x, __u64 now)
 	nt->expires = now + (__u64)s->timeout * NSEC_PER_SEC;
 	if (bpf_map_update_elem(&conns, tk, nt, BPF_NOEXIST) == 0) {
 		bind_dest(*id, 1, 0);
+		x->ctl = 1;
 		return 0;
 	}
 	/* Lost a race with another CPU: follow its template. */
@@ -282,31 +350,24 @@ __attribute__((noinline)) int pick(struct scratch *x, __u64 now)
 		return -1;
 	*id = tid;
 	*d = *td;
+	x->ctl = 1;
 	return 0;
 }
 
-SEC("tc")
-int govs_tc(struct __sk_buff *skb)
+/* What classify decided for a parsed packet (x->p). */
+#define CL_PASS 0 /* not ours: to the stack untouched */
+#define CL_DROP 1
+#define CL_OUT 2 /* a NAT reply of connection x->k, x->cc: rewrite, route */
+#define CL_IN 3  /* a packet of connection x->cc: forward by its method */
+
+/* classify runs steps 2-4 for the parsed packet x->p with firewall mark
+ * mark: the connection table, scheduling, states, counters. The caller
+ * (TC or XDP) then moves the packet. */
+__attribute__((noinline)) int classify(struct scratch *x, __u32 mark, __u64 now)
 {
-	__u32 zero = 0;
-	struct scratch *x = bpf_map_lookup_elem(&scratch, &zero);
 	if (!x)
-		return TC_ACT_OK;
+		return CL_PASS;
 	struct pkt *p = &x->p;
-	__builtin_memset(p, 0, sizeof(*p));
-
-	if (skb->data + PULL_LEN > skb->data_end && skb->len > skb->data_end - skb->data)
-		bpf_skb_pull_data(skb, skb->len < PULL_LEN ? skb->len : PULL_LEN);
-
-	int r = parse((void *)(long)skb->data, (void *)(long)skb->data_end, skb->len, p);
-	if (r != PARSE_OK) {
-		count(r == PARSE_NOT_IP ? CTR_PASS_NOT_IP : r == PARSE_FRAG ? CTR_PASS_FRAG
-							   : r == PARSE_PROTO ? CTR_PASS_PROTO
-									      : CTR_PASS_BAD_HDR);
-		return TC_ACT_OK;
-	}
-	__u64 now = bpf_ktime_get_ns();
-
 	/* 2. NAT reply? */
 	struct nat_key *nk = &x->nk;
 	__builtin_memcpy(nk->src, p->src, 16);
@@ -326,10 +387,10 @@ int govs_tc(struct __sk_buff *skb)
 			__sync_fetch_and_add(&c->outpkts, 1);
 			add_stats(c->svc_id, c->dest_id, 1, p->ip_len, 0);
 			x->cc = *c;
-			return nat_out(skb, x);
+			return CL_OUT;
 		}
 		if (c)
-			conn_expire(k);
+			conn_expire(k, now);
 		else
 			bpf_map_delete_elem(&nat, nk);
 	}
@@ -348,13 +409,13 @@ int govs_tc(struct __sk_buff *skb)
 		__u32 st = c->sf & CONN_STATE_MASK;
 		int syn = p->proto == IPPROTO_TCP && (p->tcp_flags & TCPF_SYN);
 		if (c->expires <= now) {
-			conn_expire(k);
+			conn_expire(k, now);
 			c = NULL;
-		} else if (syn && st == TCP_S_TIME_WAIT) {
-			/* conn_reuse_mode 1: a SYN on a connection in
-			 * TIME_WAIT is a new connection, rescheduled (the
-			 * engine's rule; templates' control is not tracked). */
-			conn_expire(k);
+		} else if (syn && st == TCP_S_TIME_WAIT && !(c->sf & CONN_F_CONTROLLED)) {
+			/* conn_reuse_mode 1: a SYN on an uncontrolled
+			 * connection in TIME_WAIT is a new connection,
+			 * rescheduled (the engine's rule). */
+			conn_expire(k, now);
 			c = NULL;
 		}
 	}
@@ -363,24 +424,24 @@ int govs_tc(struct __sk_buff *skb)
 		__sync_fetch_and_add(&c->inpkts, 1);
 		add_stats(c->svc_id, c->dest_id, 0, p->ip_len, 0);
 		x->cc = *c;
-		return forward_in(skb, x);
+		return CL_IN;
 	}
 
 	/* 4. A virtual service? */
-	struct svc *s = svc_find(skb, p);
+	struct svc *s = svc_find(mark, p);
 	if (!s) {
 		count(CTR_PASS_NO_SVC);
-		return TC_ACT_OK;
+		return CL_PASS;
 	}
 	if (p->proto == IPPROTO_TCP && (p->tcp_flags & (TCPF_SYN | TCPF_RST)) != TCPF_SYN) {
 		/* Only a SYN starts a TCP connection (tcp_conn_schedule). */
 		count(CTR_DROP_NO_CONN);
-		return TC_ACT_SHOT;
+		return CL_DROP;
 	}
 	x->sv = *s;
 	if (pick(x, now)) {
 		count(CTR_DROP_NO_DEST);
-		return TC_ACT_SHOT;
+		return CL_DROP;
 	}
 
 	__u32 did = x->did;
@@ -398,6 +459,10 @@ int govs_tc(struct __sk_buff *skb)
 	nc->fwmark = x->sv.fwmark;
 	nc->sf = CONN_F_INACTIVE | (d->fwd != FWD_MASQ ? CONN_F_NOOUTPUT : 0) | TCP_S_NONE;
 	nc->expires = now;
+	if (x->ctl) {
+		nc->sf |= CONN_F_CONTROLLED | (x->tk.dport ? CONN_F_TPORT : 0);
+		nc->ctl_mask = x->sv.netmask;
+	}
 	count(CTR_NEW_CONN);
 
 	if ((x->sv.flags & SVC_F_ONEPACKET) && p->proto == IPPROTO_UDP) {
@@ -405,17 +470,28 @@ int govs_tc(struct __sk_buff *skb)
 		nc->inpkts = 1;
 		add_stats(x->sv.id, did, 0, p->ip_len, 1);
 		x->cc = *nc;
-		return forward_in(skb, x);
+		return CL_IN;
 	}
-	if (bpf_map_update_elem(&conns, k, nc, BPF_NOEXIST)) {
-		/* Another CPU created it first: use that one. */
+	long ur = bpf_map_update_elem(&conns, k, nc, BPF_NOEXIST);
+	if (ur) {
+		/* Another CPU created it first: use that one. Or the table
+		 * is full: drop the new connection. */
 		c = bpf_map_lookup_elem(&conns, k);
-		if (!c)
-			return TC_ACT_SHOT;
+		if (!c) {
+			count(CTR_DROP_TABLE_FULL);
+			return CL_DROP;
+		}
 	} else {
 		c = bpf_map_lookup_elem(&conns, k);
 		if (!c)
-			return TC_ACT_SHOT;
+			return CL_DROP;
+		if (x->ctl) {
+			struct conn *t = bpf_map_lookup_elem(&conns, &x->tk);
+			if (t && t->dest_id == did)
+				__sync_fetch_and_add(&t->n_control, 1);
+			else
+				__sync_fetch_and_and(&c->sf, ~CONN_F_CONTROLLED);
+		}
 		bind_dest(did, 0, 1);
 		add_stats(x->sv.id, did, 0, 0, 1);
 		if (d->fwd == FWD_MASQ) {
@@ -427,8 +503,71 @@ int govs_tc(struct __sk_buff *skb)
 	__sync_fetch_and_add(&c->inpkts, 1);
 	add_stats(c->svc_id, c->dest_id, 0, p->ip_len, 0);
 	x->cc = *c;
-	return forward_in(skb, x);
+	return CL_IN;
 }
+
+/* Metadata the XDP program leaves in front of a packet it passes on
+ * after acting on it, so that TC does not process it again. */
+#define XMETA_MAGIC 0x676f7673 /* "govs" */
+#define XMETA_PASS 1	       /* hand to the stack untouched */
+#define XMETA_NEIGH 2	       /* bpf_redirect_neigh to ifindex, nh */
+struct xmeta {
+	__u32 magic;
+	__u32 action;
+	__u32 ifindex;
+	__u32 family;
+	__u32 nh[4];
+};
+
+SEC("tc")
+int govs_tc(struct __sk_buff *skb)
+{
+	/* A packet the XDP program already handled. */
+	void *meta = (void *)(long)skb->data_meta;
+	struct xmeta *xm = meta;
+	if ((void *)(xm + 1) <= (void *)(long)skb->data && xm->magic == XMETA_MAGIC) {
+		if (xm->action == XMETA_NEIGH) {
+			struct bpf_redir_neigh nh = {};
+			nh.nh_family = xm->family;
+			__builtin_memcpy(nh.ipv6_nh, xm->nh, 16);
+			count(CTR_REDIRECT_NEIGH);
+			return bpf_redirect_neigh(xm->ifindex, &nh, sizeof(nh), 0);
+		}
+		return TC_ACT_OK;
+	}
+
+	__u32 zero = 0;
+	struct scratch *x = bpf_map_lookup_elem(&scratch, &zero);
+	if (!x)
+		return TC_ACT_OK;
+	struct pkt *p = &x->p;
+	__builtin_memset(p, 0, sizeof(*p));
+
+	if (skb->data + PULL_LEN > skb->data_end && skb->len > skb->data_end - skb->data)
+		bpf_skb_pull_data(skb, skb->len < PULL_LEN ? skb->len : PULL_LEN);
+
+	int r = parse((void *)(long)skb->data, (void *)(long)skb->data_end, skb->len, p);
+	if (r == PARSE_PROTO && ((p->family == AF_INET && p->proto == IPPROTO_ICMP) ||
+				 (p->family == AF_INET6 && p->proto == IPPROTO_ICMPV6)))
+		return icmp_error(skb, x, bpf_ktime_get_ns());
+	if (r != PARSE_OK) {
+		count(r == PARSE_NOT_IP ? CTR_PASS_NOT_IP : r == PARSE_FRAG ? CTR_PASS_FRAG
+							   : r == PARSE_PROTO ? CTR_PASS_PROTO
+									      : CTR_PASS_BAD_HDR);
+		return TC_ACT_OK;
+	}
+	switch (classify(x, skb->mark, bpf_ktime_get_ns())) {
+	case CL_OUT:
+		return nat_out(skb, x);
+	case CL_IN:
+		return forward_in(skb, x);
+	case CL_DROP:
+		return TC_ACT_SHOT;
+	}
+	return TC_ACT_OK;
+}
+
+#include "xdp.h"
 
 /* Arguments of govs_expire, run by the Go sweeper through BPF_PROG_TEST_RUN
  * for each entry it found expired: the removal and the counter update run
@@ -452,6 +591,6 @@ int govs_expire(struct expire_args *a)
 		return 0;
 	if (a->now && c->expires > a->now)
 		return 0;
-	a->removed = conn_expire(&k);
+	a->removed = a->now ? conn_expire(&k, a->now) : conn_remove(&k);
 	return 0;
 }

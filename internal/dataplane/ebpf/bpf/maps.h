@@ -67,14 +67,16 @@ struct {
 } dest_stats SEC(".maps");
 
 /*
- * The connection table (connections and persistence templates). An LRU
- * hash so that a flood of new flows cannot fill it for good; the loader
- * sizes it (Options.MaxConns). An entry the LRU evicts is lost without its
- * destination counters being decremented (not repaired yet: a recount
- * from the table during the sweep would fix it).
+ * The connection table (connections and persistence templates). A plain
+ * hash, not an LRU: an entry is only ever removed by conn_expire, which
+ * gives its destination counters back, so ActiveConn/InActConn/PersistConn
+ * are exact. When it is full a new connection is dropped
+ * (CTR_DROP_TABLE_FULL) and existing ones continue: size it for the load
+ * (Options.MaxConns). The nat map has one entry per NAT connection, so it
+ * cannot fill first.
  */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 262144);
 	__type(key, struct conn_key);
 	__type(value, struct conn);
@@ -82,7 +84,7 @@ struct {
 
 /* NAT replies: realserver->client 5-tuple to the connection's key. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 262144);
 	__type(key, struct nat_key);
 	__type(value, struct conn_key);
@@ -105,6 +107,27 @@ struct {
 	__type(key, __u32);
 	__type(value, __u8);
 } sched_table SEC(".maps");
+
+/* twos: the PCG state of each service, indexed by svc.id. Go seeds it
+ * when the service gets the scheduler. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, GOVS_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct rng_state);
+} twos_rng SEC(".maps");
+
+/* lblc and lblcr: per-address state. An LRU hash: an entry it evicts is
+ * one that expired early, which only costs locality. Go's sweeper runs the
+ * kernel's garbage collection (full check every 30 minutes, partial above
+ * 16384 entries per service). */
+#define GOVS_LBLC_ENTRIES 65536
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, GOVS_LBLC_ENTRIES);
+	__type(key, struct lblc_key);
+	__type(value, struct lblc_val);
+} lblc SEC(".maps");
 
 /* What the program did, per CPU (enum govs_ctr). */
 struct {

@@ -290,7 +290,7 @@ static long scan_step(__u64 k, void *data)
 	return 0;
 }
 
-static __always_inline int sched_scan(const struct svc *s)
+static __always_inline int sched_scan(const struct svc *s, int code)
 {
 	struct sched_scratch_val *sc = sched_ctx();
 	if (!sc)
@@ -298,7 +298,7 @@ static __always_inline int sched_scan(const struct svc *s)
 	struct scan_ctx *c = (struct scan_ctx *)sc->scan;
 	c->svc_id = s->id;
 	c->n = s->ndests;
-	c->sched = s->sched;
+	c->sched = code;
 	c->best = -1;
 	c->bw = 0;
 	c->boh = 0;
@@ -402,9 +402,11 @@ static __always_inline int sched_dh(const struct svc *s, const struct pkt *p)
 	return table_usable(s->id, i) ? i : -1;
 }
 
+#include "sched_hash.h"
+
 /* schedule returns the index in the service's list of the destination for
  * a new connection, or -1. */
-__attribute__((noinline)) int schedule(struct svc *s, struct pkt *p)
+__attribute__((noinline)) int schedule(struct svc *s, struct pkt *p, __u64 now)
 {
 	if (!s || !p)
 		return -1;
@@ -413,12 +415,19 @@ __attribute__((noinline)) int schedule(struct svc *s, struct pkt *p)
 		return sched_sh(s, p);
 	case SCHED_TABLE_DH:
 		return sched_dh(s, p);
+	case SCHED_TABLE_MH:
+		return sched_mh(s, p);
+	case SCHED_LBLC:
+	case SCHED_LBLCR:
+		return sched_lblc(s, p, now);
+	case SCHED_TWOS:
+		return sched_twos(s);
 	case SCHED_RR:
 		return sched_rr(s);
 	case SCHED_WRR:
 		return sched_wrr(s);
 	default:
-		return sched_scan(s);
+		return sched_scan(s, s->sched);
 	}
 }
 

@@ -43,6 +43,11 @@ enum govs_sched {
 	SCHED_TABLE_SH = 8,
 	SCHED_TABLE_DH = 9,
 	SCHED_TABLE_MH = 10,
+	/* Per-address state in the lblc map. */
+	SCHED_LBLC = 11,
+	SCHED_LBLCR = 12,
+	/* Random, from the PCG state in twos_rng. */
+	SCHED_TWOS = 13,
 };
 
 /* Service flags (svc.flags). */
@@ -120,6 +125,32 @@ struct stats {
 	__u64 outbytes;
 };
 
+/* twos's random source: the 128-bit state of Go's math/rand/v2 PCG
+ * (hi, lo), one per service (see sched.h). */
+struct rng_state {
+	__u64 hi;
+	__u64 lo;
+};
+
+/* lblc and lblcr: per service and packet destination address, the
+ * destination (lblc: ids[0], n 1) or destination set (lblcr: ids[0..n),
+ * newest first) last chosen, with the kernel's lastuse (both) and lastmod
+ * (lblcr), bpf_ktime_get_ns() times. */
+struct lblc_key {
+	__u32 addr[4];
+	__u32 svc_id;
+	__u8 family;
+	__u8 pad[3];
+};
+
+struct lblc_val {
+	__u64 lastuse;
+	__u64 lastmod;
+	__u32 n;
+	__u32 pad;
+	__u32 ids[GOVS_MAX_DESTS];
+};
+
 /* Connection table key. Kind distinguishes connections from persistence
  * templates, which share the map. For a connection, src/sport are the
  * client, dst/dport the virtual address. For a template, src is the masked
@@ -138,10 +169,19 @@ struct conn_key {
 	__u8 pad;
 };
 
-/* Connection flags (conn.sf bits above the state byte), as the kernel's. */
+/* Connection flags (conn.sf bits above the state byte): INACTIVE and
+ * NOOUTPUT as the kernel's; CONTROLLED: a persistence template controls
+ * the connection (its key is rebuilt from the connection's key, ctl_mask,
+ * fwmark and TPORT: the template's port is the connection's virtual
+ * port); DEFERRED: a template whose deadline came while it controlled
+ * connections, re-armed for DEFERRED_EXPIRY. */
 #define CONN_F_INACTIVE 0x0100
 #define CONN_F_NOOUTPUT 0x0200
+#define CONN_F_CONTROLLED 0x0400
+#define CONN_F_TPORT 0x0800
+#define CONN_F_DEFERRED 0x1000
 #define CONN_STATE_MASK 0x00ff
+#define DEFERRED_EXPIRY_S 60
 
 /* A connection or a template. */
 struct conn {
@@ -158,7 +198,9 @@ struct conn {
 	__u8 fwd;
 	__u8 dfamily;
 	__u8 tun_type;
-	__u8 pad;
+	__u8 ctl_mask; /* CONTROLLED: the service's netmask when it was made */
+	__u32 n_control; /* templates: connections controlled (atomic) */
+	__u32 pad;
 };
 
 /* Key of the NAT reply table: the packet as the realserver sends it back
@@ -210,6 +252,10 @@ enum govs_ctr {
 	CTR_CONN_EXPIRED,
 	CTR_REDIRECT_NEIGH,
 	CTR_PASS_TO_STACK,
+	CTR_DROP_TABLE_FULL,
+	CTR_ICMP_OUT, /* an ICMP error about a NAT connection, to the client */
+	CTR_ICMP_IN,  /* an ICMP error about a reply, to the realserver */
+	CTR_XDP_REDIRECT, /* packets govs_xdp sent on itself */
 	CTR_MAX,
 };
 
