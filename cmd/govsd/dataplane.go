@@ -36,7 +36,7 @@ func (o *dataplaneOptions) flags(fs *flag.FlagSet) {
 		}
 		return nil
 	})
-	fs.BoolVar(&o.xdp, "xdp", false, "ebpf: attach in native XDP mode instead of TC")
+	fs.BoolVar(&o.xdp, "xdp", false, "ebpf: also attach in native XDP mode, in front of TC (for NICs whose drivers support it)")
 	fs.StringVar(&o.pinPath, "bpf-pin-path", ebpf.DefaultPinPath, "ebpf: bpffs directory for the pinned maps and links")
 	fs.UintVar(&o.maxConns, "max-conns", 0, "ebpf: connection table size (0: the data plane's default)")
 	fs.BoolVar(&o.remove, "ebpf-remove", false, "ebpf: detach the data plane and remove everything pinned under --bpf-pin-path, then exit")

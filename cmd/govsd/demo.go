@@ -20,6 +20,8 @@ type demoOptions struct {
 	on       bool
 	vip      netip.AddrPort
 	requests int
+	// mode is the eBPF demo's forwarding method: dr, nat or tun.
+	mode string
 }
 
 // apply sets the defaults that make the demo run as any user on a fresh
@@ -44,4 +46,14 @@ func runDemo(ctx context.Context, d api.Director, o options, metricsAddr string,
 		fmt.Fprintf(out, "govsd: API on %s, metrics on http://%s/metrics\n", o.socket, metricsAddr)
 	}
 	return demo.Run(ctx, d, demo.Config{VIP: o.demo.vip, Socket: o.socket, Requests: o.demo.requests}, out)
+}
+
+// runEBPFDemo is govsd --demo --dataplane ebpf (root): a client, this
+// director and two realservers in network namespaces, forwarding by
+// --demo-mode, removed again when the demo ends.
+func runEBPFDemo(ctx context.Context, o options, out io.Writer) error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("the eBPF demo needs root (it builds network namespaces and loads BPF): run it with sudo, or drop --dataplane ebpf for the userspace demo")
+	}
+	return demo.RunEBPF(ctx, out, o.demo.mode, o.demo.requests)
 }

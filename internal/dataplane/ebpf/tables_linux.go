@@ -170,6 +170,9 @@ func checkService(svc ipvs.Service) error {
 
 // checkDest reports what the BPF program cannot do for d.
 func checkDest(svc ipvs.Service, d ipvs.Destination) error {
+	if d.ProxyProtocol != 0 {
+		return fmt.Errorf("ebpf data plane: destination %s: PROXY protocol header (--proxy-protocol %d): %w (BPF forwards packets and cannot insert one; use govsd --dataplane proxy with -m)", d.AddrPort(), d.ProxyProtocol, dataplane.ErrUnsupported)
+	}
 	if d.Fwd == ipvs.Tunnel {
 		if d.TunType == ipvs.TunGRE {
 			return fmt.Errorf("ebpf data plane: GRE tunnels: %w (use ipip or gue)", dataplane.ErrUnsupported)
