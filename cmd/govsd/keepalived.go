@@ -58,9 +58,9 @@ func loadConfig(path string, log *slog.Logger) (*config.Config, error) {
 	return cfg, nil
 }
 
-// startConfig applies what of cfg is not health checking: lvs_timeouts,
-// static_ipaddress (as root on the ebpf data plane only), and says what
-// is parsed but not run (VRRP).
+// startConfig applies what of cfg is neither health checking nor HA:
+// lvs_timeouts and static_ipaddress (as root on the ebpf data plane
+// only). VRRP and lvs_sync_daemon are startHA's.
 func startConfig(ctx context.Context, cfg *config.Config, dir *director.Director, o options, log *slog.Logger) error {
 	if t := cfg.Global.LVSTimeouts; t != (config.LVSTimeouts{}) {
 		if err := dir.SetTimeouts(ctx, conn.Timeouts{TCP: t.TCP, TCPFin: t.TCPFin, UDP: t.UDP}); err != nil {
@@ -82,13 +82,6 @@ func startConfig(ctx context.Context, cfg *config.Config, dir *director.Director
 	}
 	if len(cfg.StaticRoutes) > 0 {
 		log.Info("static_routes parsed and not applied: govsd does not manage routes", "routes", len(cfg.StaticRoutes))
-	}
-	if n := len(cfg.VRRPInstances) + len(cfg.VRRPSyncGroups) + len(cfg.VRRPScripts); n > 0 {
-		log.Warn("vrrp_instance, vrrp_sync_group and vrrp_script blocks are parsed and validated, not run: VRRP comes with the HA issue",
-			"instances", len(cfg.VRRPInstances), "sync_groups", len(cfg.VRRPSyncGroups), "scripts", len(cfg.VRRPScripts))
-	}
-	if cfg.Global.LVSSyncDaemon != nil {
-		log.Warn("global_defs lvs_sync_daemon is parsed, not run: connection sync is not built yet")
 	}
 	return nil
 }

@@ -141,7 +141,7 @@ func TestRunWithConfigFileAndReload(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("run = %v", err)
 	}
-	for _, want := range []string{"static_ipaddress not applied", "VRRP comes with the HA issue", "pos=" + conf + ":11", "configuration reloaded", "reload refused"} {
+	for _, want := range []string{"static_ipaddress not applied", "VRRP planned, not started", "pos=" + conf + ":11", "configuration reloaded", "reload refused"} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("log lacks %q", want)
 		}

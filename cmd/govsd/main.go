@@ -44,7 +44,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	err := run(ctx, os.Args[1:], env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, newDataplane: newDataplane, hup: hup})
+	err := run(ctx, os.Args[1:], env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, newDataplane: newDataplane, hup: hup, startHA: startHA})
 	stop()
 	switch {
 	case errors.Is(err, flag.ErrHelp):
@@ -70,6 +70,9 @@ type env struct {
 	ready func(socket, metricsAddr string)
 	// hup delivers SIGHUP: reload the configuration file.
 	hup <-chan os.Signal
+	// startHA runs VRRP and lvs_sync_daemon (nil: they are planned and
+	// logged, not run; tests that must not touch the host's interfaces).
+	startHA func(ctx context.Context, cfg *config.Config, dir *director.Director, o options, log *slog.Logger) (func(), error)
 }
 
 // errUsage is returned for a bad command line, already explained on
@@ -85,6 +88,8 @@ type options struct {
 	configFile     string
 	configTest     bool
 	drainTimeout   time.Duration
+	syncSweep      time.Duration
+	noSyncGate     bool
 	version        bool
 	demo           demoOptions
 }
@@ -108,10 +113,14 @@ func parseFlags(args []string, e env) (options, error) {
 	fs.BoolVar(&o.configTest, "config-test", false, "same as -t")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", keepalived.DefaultDrainTimeout,
 		"how long a realserver or service removed by a reload keeps its connections (weight 0) before it is deleted")
+	fs.DurationVar(&o.syncSweep, "sync-sweep-period", director.DefaultSweepPeriod,
+		"sync master: announce every established connection this often, so a returning director learns idle ones; also the backup's readiness wait")
+	fs.BoolVar(&o.noSyncGate, "no-sync-gate", false, "VRRP preempts without waiting for the sync backup to learn the connections (see docs/HA.md)")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.BoolVar(&o.demo.on, "demo", false, "run the demo: embedded default config, realservers and a client on loopback")
 	fs.TextVar(&o.demo.vip, "demo-vip", defaultDemoVIP, "the demo's virtual service address")
 	fs.IntVar(&o.demo.requests, "demo-requests", 0, "stop the demo after this many requests (0: run until Ctrl-C)")
+	fs.StringVar(&o.demo.mode, "demo-mode", "dr", "with --demo --dataplane ebpf (root): forward by dr, nat or tun")
 	fs.Usage = func() {
 		fmt.Fprintf(e.stderr, "Usage: govsd [flags]\n\ngovsd is the govs director daemon; govsadm (ipvsadm) configures it.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -147,6 +156,10 @@ func parseFlags(args []string, e env) (options, error) {
 		fmt.Fprintf(e.stderr, "govsd: --drain-timeout must be positive, e.g. --drain-timeout 60s\n")
 		return o, errUsage
 	}
+	if o.syncSweep <= 0 {
+		fmt.Fprintf(e.stderr, "govsd: --sync-sweep-period must be positive, e.g. --sync-sweep-period 30s\n")
+		return o, errUsage
+	}
 	if o.socket == "" {
 		fmt.Fprintf(e.stderr, "govsd: --socket is empty: give the API socket's path, e.g. --socket /tmp/govsd.sock\n")
 		return o, errUsage
@@ -177,6 +190,10 @@ func run(ctx context.Context, args []string, e env) (err error) {
 	if o.configTest {
 		return configTest(o.configFile, e.stderr)
 	}
+	if o.demo.on && o.dataplane.name == "ebpf" {
+		// The eBPF demo builds its own namespaces, director and data plane.
+		return runEBPFDemo(ctx, o, e.stdout)
+	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: o.logLevel}))
 	var cfg *config.Config
 	if o.configFile != "" {
@@ -202,10 +219,14 @@ func run(ctx context.Context, args []string, e env) (err error) {
 			err = errors.Join(err, fmt.Errorf("close the %s data plane: %w", o.dataplane.name, cerr))
 		}
 	}()
-	dir, err := director.New(director.Config{Engine: eng, Dataplane: dp, Log: log, Version: govsVersion()})
+	dir, err := director.New(director.Config{Engine: eng, Dataplane: dp, Log: log, Version: govsVersion(),
+		Sync: director.SyncOptions{SweepPeriod: o.syncSweep}})
 	if err != nil {
 		return err
 	}
+	// Sync daemons stop before the data plane closes (defers run last
+	// first).
+	defer dir.StopSync(context.Background())
 
 	// The engine's timers run from the start, so that connections of
 	// restored rules expire too.
@@ -248,6 +269,17 @@ func run(ctx context.Context, args []string, e env) (err error) {
 		if _, err := mgr.Start(ctx, cfg); err != nil {
 			return fmt.Errorf("apply %s: %w", o.configFile, err)
 		}
+		// VRRP starts once the services exist: a director that becomes
+		// master forwards at once.
+		haStart := e.startHA
+		if haStart == nil {
+			haStart = planHA
+		}
+		waitHA, err := haStart(ctx, cfg, dir, o, log)
+		if err != nil {
+			return err
+		}
+		defer func() { cancel(); waitHA() }()
 		svcs, _ := cfg.IPVS()
 		log.Info("configuration loaded", "file", o.configFile, "services", len(svcs))
 		apiOpts = append(apiOpts, api.WithHealth(mgr), api.WithReload(mgr))

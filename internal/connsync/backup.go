@@ -76,7 +76,8 @@ type Backup struct {
 	log    *slog.Logger
 	maxLen int
 
-	lastHeard atomic.Int64 // Unix ns of the last accepted message
+	lastHeard  atomic.Int64 // Unix ns of the last accepted message
+	firstHeard atomic.Int64 // Unix ns of the first accepted message
 
 	messages, ignored, malformed, installed, updated, replaced, skipped, failed atomic.Uint64
 }
@@ -115,6 +116,16 @@ func (b *Backup) LastHeard() time.Time {
 	return time.Unix(0, ns)
 }
 
+// FirstHeard returns when the first message of our syncid arrived (zero
+// if none has): the readiness gate counts a full sweep period from it.
+func (b *Backup) FirstHeard() time.Time {
+	ns := b.firstHeard.Load()
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
+
 // Stats returns the counters.
 func (b *Backup) Stats() BackupStats {
 	return BackupStats{
@@ -142,6 +153,7 @@ func (b *Backup) Process(now time.Time, msg []byte) error {
 		return nil
 	}
 	b.lastHeard.Store(now.UnixNano())
+	b.firstHeard.CompareAndSwap(0, now.UnixNano())
 	b.skipped.Add(uint64(m.Skipped))
 	var errs []error
 	if err != nil {

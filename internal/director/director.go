@@ -23,14 +23,6 @@ const Version = "1.2.1"
 // ("size=4096"), the kernel's default.
 const ConnTabSize = 4096
 
-// errSyncNotImplemented is the answer to every sync daemon request.
-var errSyncNotImplemented error = &notImplementedError{msg: "connection sync (--start-daemon) is not implemented yet"}
-
-type notImplementedError struct{ msg string }
-
-func (e *notImplementedError) Error() string { return e.msg }
-func (e *notImplementedError) Unwrap() error { return dataplane.ErrUnsupported }
-
 // Config configures a Director.
 type Config struct {
 	// Engine is the configuration truth; for the proxy data plane it is
@@ -44,6 +36,8 @@ type Config struct {
 	Version string
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+	// Sync configures the connection sync daemons (sync.go).
+	Sync SyncOptions
 }
 
 // Director is govsd's control plane: an [api.Director] over an engine
@@ -59,6 +53,9 @@ type Director struct {
 	// mu serialises changes, so the engine and the data plane see them
 	// in the same order and a rollback undoes exactly one change.
 	mu sync.Mutex
+
+	// sync are the connection sync daemons, under their own lock.
+	sync syncDaemons
 }
 
 var _ api.Director = (*Director)(nil)
@@ -79,6 +76,7 @@ func New(cfg Config) (*Director, error) {
 	if d.now == nil {
 		d.now = time.Now
 	}
+	d.sync.opts = cfg.Sync.withDefaults()
 	if err := d.adopt(); err != nil {
 		return nil, err
 	}
@@ -488,22 +486,6 @@ func (d *Director) SetTimeouts(ctx context.Context, t conn.Timeouts) error {
 	now := d.eng.Timeouts()
 	d.log.Info("timeouts set", "tcp", now.TCP, "tcpfin", now.TCPFin, "udp", now.UDP)
 	return nil
-}
-
-// StartDaemon implements [api.Director]. Connection sync is not built
-// yet; the error wraps dataplane.ErrUnsupported.
-func (d *Director) StartDaemon(ctx context.Context, sd api.SyncDaemon) error {
-	return errSyncNotImplemented
-}
-
-// StopDaemon implements [api.Director]; see StartDaemon.
-func (d *Director) StopDaemon(ctx context.Context, state string) error {
-	return errSyncNotImplemented
-}
-
-// Daemons implements [api.Director]; see StartDaemon.
-func (d *Director) Daemons(ctx context.Context) ([]api.SyncDaemon, error) {
-	return nil, errSyncNotImplemented
 }
 
 // rollback undoes a change after err and returns err. If the undo fails

@@ -411,16 +411,15 @@ func TestInfoAndDaemons(t *testing.T) {
 	if info != want {
 		t.Errorf("Info = %+v, want %+v", info, want)
 	}
-	const msg = "connection sync (--start-daemon) is not implemented yet"
-	_, derr := r.d.Daemons(ctx)
-	for name, err := range map[string]error{
-		"StartDaemon": r.d.StartDaemon(ctx, api.SyncDaemon{State: "master", Interface: "eth0"}),
-		"StopDaemon":  r.d.StopDaemon(ctx, "master"),
-		"Daemons":     derr,
-	} {
-		if !errors.Is(err, dataplane.ErrUnsupported) || err.Error() != msg {
-			t.Errorf("%s = %v, want %q wrapping ErrUnsupported", name, err, msg)
-		}
+	ds, err := r.d.Daemons(ctx)
+	if err != nil || len(ds) != 0 {
+		t.Errorf("Daemons = %v, %v; want none", ds, err)
+	}
+	if err := r.d.StopDaemon(ctx, "master"); !errors.Is(err, ipvs.ErrNoDaemon) {
+		t.Errorf("StopDaemon without a daemon = %v, want ErrNoDaemon", err)
+	}
+	if err := r.d.StartDaemon(ctx, api.SyncDaemon{State: "master"}); err == nil {
+		t.Error("StartDaemon without --mcast-interface succeeded")
 	}
 }
 
@@ -481,8 +480,8 @@ func TestThroughTheAPI(t *testing.T) {
 	if err := c.DelDest(ctx, vip, rs1.Key()); !errors.Is(err, ipvs.ErrNoDest) {
 		t.Errorf("missing dest: %v", err)
 	}
-	if err := c.StartDaemon(ctx, api.SyncDaemon{State: "master"}); !errors.Is(err, dataplane.ErrUnsupported) {
-		t.Errorf("StartDaemon: %v", err)
+	if err := c.StopDaemon(ctx, "backup"); !errors.Is(err, ipvs.ErrNoDaemon) {
+		t.Errorf("StopDaemon: %v", err)
 	}
 	st, err := c.Service(ctx, vip)
 	if err != nil {

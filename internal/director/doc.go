@@ -22,8 +22,21 @@
 //
 // # What it is not
 //
-// It does not forward, schedule or health-check. Connection
-// synchronisation (ipvsadm --start-daemon) is not implemented yet: the
-// daemon methods return an error wrapping dataplane.ErrUnsupported that
-// says so.
+// # Connection sync
+//
+// StartDaemon, StopDaemon and Daemons are ipvsadm's --start-daemon,
+// --stop-daemon and -L --daemon (sync.go), one daemon per role as in the
+// kernel. A master sends the data plane's connection updates by the
+// kernel's rules (connsync.Master): the engine feeds it per packet; a data
+// plane with its own table (ConnSyncer: ebpf) is polled every
+// PollInterval and a Poller turns the differences into the same rules. A
+// master also announces every established connection and template every
+// SweepPeriod. A backup installs what it receives in the engine, or in a
+// ConnSyncer's table. SyncStatus feeds the VRRP readiness gate (package
+// ha).
+//
+// # What it is not
+//
+// It does not forward, schedule or health-check, and it does not decide
+// the sync role: ipvsadm or package ha (following VRRP) does.
 package director

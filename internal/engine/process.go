@@ -111,6 +111,9 @@ func (e *Engine) processIn(now time.Time, p *Packet) (Verdict, error) {
 	if ch := c.Update(conn.DirIn, p.Flags, &e.timeouts); ch != 0 {
 		dd.d.SetActive(ch > 0)
 	}
+	if e.syncFeed != nil {
+		e.feedSync(now, c)
+	}
 	v := e.verdict(c, dd, isNew)
 	if c.Flags&conn.FlagOnePacket != 0 {
 		// One-packet scheduling: the entry does not outlive its packet.
@@ -320,6 +323,7 @@ func (e *Engine) newConn(now time.Time, s *service, dd *dest, p *Packet, k conn.
 
 // onExpire releases what a freed entry held of its destination.
 func (e *Engine) onExpire(c *conn.Entry) {
+	e.forgetSync(c)
 	dd := e.dests[c.Dest]
 	if dd == nil {
 		return

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/govs/govs/internal/conn"
+	"github.com/govs/govs/internal/connsync"
 	"github.com/govs/govs/internal/ipvs"
 	"github.com/govs/govs/internal/sched"
 	"github.com/govs/govs/internal/stats"
@@ -50,6 +51,11 @@ type Engine struct {
 
 	clock  stats.Clock
 	rngSeq uint64
+
+	// Connection sync (sync.go): the master's feed, and the SyncState
+	// of each entry once sync is in use.
+	syncFeed   SyncFeed
+	syncStates map[conn.Key]*connsync.SyncState
 }
 
 type fwmKey struct {

@@ -47,6 +47,15 @@ type Config struct {
 	// PreemptDelay delays the preemption of a lower priority master,
 	// counted from the first of its adverts heard (preempt_delay).
 	PreemptDelay time.Duration
+	// PreemptGate, when set, is asked before the instance preempts a
+	// live lower priority master (and before an address owner takes over
+	// at start): while it returns false the instance behaves as
+	// nopreempt. It never delays a takeover from a master that went
+	// silent. The connection sync daemon holds it closed until a
+	// returning director has learnt the connections (see package
+	// connsync). It is called from the node's goroutine and must not
+	// block.
+	PreemptGate func() bool
 
 	// UnicastSrcIP is the source address of unicast adverts; McastSrcIP
 	// that of multicast ones. Zero: the interface's primary address.

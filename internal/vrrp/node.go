@@ -235,6 +235,26 @@ func (n *Node) SetTracked(kind TrackKind, name string, up bool) {
 	}
 }
 
+// Follow moves the instance to MASTER or BACKUP because another instance
+// of its vrrp_sync_group went there (keepalived's sync group rule: the
+// instances of a group change state together). A BACKUP instance told
+// MASTER takes over at once; a MASTER told BACKUP gives the addresses up
+// and waits for a master down interval. Other states and an instance in
+// INIT or FAULT are left alone (FAULT is shared through tracking). It
+// may be called from any goroutine.
+func (n *Node) Follow(s State) {
+	n.events <- func(now time.Time) {
+		switch {
+		case s == StateMaster && n.st == StateBackup:
+			n.log.Info("sync group: following to MASTER")
+			n.becomeMaster(now)
+		case s == StateBackup && n.st == StateMaster:
+			n.log.Info("sync group: following to BACKUP")
+			n.enterBackup(now, 3*n.masterAdvInt+n.skew())
+		}
+	}
+}
+
 // Run runs the instance until ctx is done, then leaves it: a master
 // sends priority 0 (so that a backup takes over after its skew time)
 // and removes its addresses. It returns nil after ctx ends, or the
@@ -293,7 +313,7 @@ func (n *Node) start(now time.Time) {
 		return
 	}
 	switch {
-	case n.base == PriorityOwner:
+	case n.base == PriorityOwner && n.mayPreempt():
 		n.becomeMaster(now)
 	case n.cfg.State == "MASTER":
 		// keepalived: a configured MASTER waits one advert interval for
@@ -326,6 +346,9 @@ func (n *Node) shutdown(now time.Time) {
 	n.clearTimers()
 	n.act.Notify(Transition{Instance: n.cfg.Name, From: from, To: StateInit, Priority: n.prio})
 }
+
+// mayPreempt reports whether the preempt gate (if any) is open.
+func (n *Node) mayPreempt() bool { return n.cfg.PreemptGate == nil || n.cfg.PreemptGate() }
 
 // skew is the Skew_Time for the effective priority: (256-prio)/256 s in
 // v2, (256-prio)*Master_Adver_Interval/256 in v3.
@@ -619,7 +642,7 @@ func (n *Node) backupRx(now time.Time, r *Received) {
 		return
 	}
 	delaying := n.cfg.PreemptDelay > 0 && (n.preemptAt.IsZero() || now.Before(n.preemptAt))
-	if n.cfg.NoPreempt || r.Priority >= n.prio || delaying {
+	if n.cfg.NoPreempt || r.Priority >= n.prio || delaying || !n.mayPreempt() {
 		if n.cfg.Version == 3 {
 			n.masterAdvInt = r.AdvertInt
 		}
