@@ -184,6 +184,9 @@ func (d *Dataplane) attachXDP(ifname string) (link.Link, error) {
 	if err != nil {
 		return nil, fmt.Errorf("attach XDP to %s: %w", ifname, err)
 	}
+	if err := setIfMAC(d.objs.Ifmac, ifi.Index, ifi.HardwareAddr); err != nil {
+		return nil, fmt.Errorf("attach XDP to %s: %w", ifname, err)
+	}
 	pin := filepath.Join(d.opts.PinPath, "xdp_"+ifname)
 	if l, err := link.LoadPinnedLink(pin, nil); err == nil {
 		if err := l.Update(d.objs.GovsXdp); err == nil {
@@ -203,6 +206,22 @@ func (d *Dataplane) attachXDP(ifname string) (link.Link, error) {
 	}
 	d.log.Info("attached XDP program", "interface", ifname)
 	return l, nil
+}
+
+// setIfMAC records an interface's MAC address for govs_xdp, which passes
+// frames addressed to any other (XDP has no pkt_type; see xdp.h). An
+// address changed later makes XDP pass everything on that interface to
+// TC, which still forwards: restart govsd to take the fast path again.
+func setIfMAC(m *ebpf.Map, index int, mac net.HardwareAddr) error {
+	if len(mac) != 6 {
+		return fmt.Errorf("record MAC address of interface %d: %q is not an Ethernet address (XDP needs Ethernet)", index, mac)
+	}
+	var v govsIfmac
+	copy(v.Addr[:], mac)
+	if err := m.Update(uint32(index), &v, ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("record MAC address of interface %d: %w", index, err)
+	}
+	return nil
 }
 
 // Remove detaches the data plane and removes everything pinned under

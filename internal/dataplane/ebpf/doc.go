@@ -11,12 +11,26 @@
 // maps.h; parse.h; csum.h; conn.h: states, counters, templates, expiry;
 // sched.h: the list schedulers; sched_hash.h: mh, twos, lblc, lblcr;
 // fwd.h: NAT, encapsulation, routing; icmp.h: ICMP errors; govs.c: the
-// TC program and classify(), shared with xdp.h: the XDP program; decap.c:
-// the realserver's decapsulator). `go generate ./internal/dataplane/ebpf/`
+// TC program and classify(), shared with xdp.h: the XDP program; sync.h:
+// govs_sync, the sync backup's install; decap.c: the realserver's
+// decapsulator). `go generate ./internal/dataplane/ebpf/`
 // rebuilds govs_bpfel.{go,o} and decap_bpfel.{go,o} with clang-14
 // (pinned in gen.go).
 //
 // # Packet path
+//
+// Only frames addressed to the director are its business. govs_tc
+// passes (TC_ACT_OK) every frame whose skb->pkt_type is not PACKET_HOST:
+// a switch or bridge floods frames for a MAC it has not learnt or has
+// aged out to every port, so a backup director receives the VRRP
+// master's traffic (PACKET_OTHERHOST) and must not forward it a second
+// time; multicast and broadcast frames never carry a unicast TCP/UDP
+// service's packets (ARP, VRRP and sync messages are among them) and go
+// to the stack too, as IPVS only sees what ip_rcv accepted. govs_xdp has
+// no pkt_type: it compares the destination MAC with the interface's own,
+// which the loader records in the ifmac map when it attaches (an
+// interface missing from the map has everything passed to TC). These
+// frames are not counted in ctr (its size is a pinned format).
 //
 // For each frame govs_tc parses Ethernet, IPv4 (options allowed) or IPv6
 // (no extension headers), and TCP or UDP, checking every length field
@@ -70,6 +84,24 @@
 // removes it; Go's sweeper removes the rest through the govs_expire
 // syscall program, so Go never writes a counter. Whoever's
 // bpf_map_delete_elem succeeds decrements the counters: exactly once.
+//
+// Synced entries (a sync backup's connsync.Table, sync_linux.go) go in
+// through govs_sync, a syscall program like govs_expire (bpf/sync.h):
+// it creates the conns entry with BPF_NOEXIST and binds the destination
+// if it created it, or updates the existing entry (state and INACTIVE by
+// compare-and-swap, the count moved by the winner), writes a Masq
+// connection's NAT reply entry on every install and update, and puts a
+// connection of a persistent service under its template (n_control) as
+// classify() does; a connection that arrived before its template is
+// linked by a later update. Removal is ip_vs_conn_expire_now: a template
+// that still controls connections is deferred, not deleted. Go
+// serialises its syscall programs (tables.prog), so the sweeper and the
+// sync backup never race on one entry; the residual race with the data
+// path is described in sync.h. The counts equal the engine's for the
+// same messages (TestSyncDiffEngine); the engine does not link synced
+// connections to templates, so there a synced template lives by its own
+// timeout, here (as for the data path's templates) while it controls
+// connections.
 //
 // Full table: conns (and nat) are plain hashes, not LRUs, because an LRU
 // evicts entries behind the program's back and their counts would leak.
@@ -198,6 +230,12 @@
 //     table, scheduling, counters) is one global function taking the
 //     scratch area and the mark; only the packet moves (rewrite, encap,
 //     redirect) exist twice, for skb helpers and for direct XDP writes.
+//   - BPF_PROG_TEST_RUN computes skb->pkt_type with eth_type_trans
+//     against the device the context's ifindex names, the loopback
+//     device when it names none (whose MAC is all zeros: every frame
+//     would be PACKET_OTHERHOST). The fixtures pass a __sk_buff context
+//     with the ifindex of the veth whose MAC the frame is addressed to
+//     (fixture.ingress), and govs_xdp's runs the same ingress_ifindex.
 //   - BPF_PROG_TEST_RUN hands the program a linear skb, while real traffic
 //     arrives with the payload in fragments: length fields must be checked
 //     against skb->len, headers against data_end. The fixtures could not
@@ -247,7 +285,11 @@
 // gopacket through govs_tc inside a namespace with static neighbours, and
 // compare output bytes (so checksums are checked exactly) and verdicts;
 // TestFixtureXDP runs the forwarding fixtures through govs_xdp, plus its
-// notes to TC; TestFixtureICMP the ICMP errors (v4, v6, NAT both ways,
+// notes to TC; TestFixtureNotForHost frames for another MAC, multicast
+// and broadcast (passed untouched, TC and XDP); TestFixtureSyncNAT a NAT
+// connection installed by govs_sync (replies translated, TC and XDP);
+// TestSyncProgram and TestSyncDiffEngine govs_sync's install, update,
+// link, removal and counters against package engine; TestFixtureICMP the ICMP errors (v4, v6, NAT both ways,
 // DR); TestFixtureTemplateControl and TestFixtureTableFull the templates'
 // control and the full table, TestFixtureRates --rate, TestLBGC the
 // lblc expiry. TestDiffSchedulers is the differential test against

@@ -58,9 +58,9 @@ type fixture struct {
 	objs *govsObjects
 	tab  *tables
 	// xdp: run packets through govs_xdp (ingress cl0) instead of govs_tc.
-	xdp   bool
-	cl0   int
-	xmeta []byte // the XDP metadata of the last run, if any
+	xdp      bool
+	cl0, rs0 int    // ifindexes: a frame enters by the device its destination MAC is
+	xmeta    []byte // the XDP metadata of the last run, if any
 }
 
 func newFixtureMode(t *testing.T, xdp bool) *fixture {
@@ -94,7 +94,26 @@ func newFixture(t *testing.T) *fixture {
 	if err := tab.setTimeouts(conn.DefaultTimeouts); err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{t: t, ns: ns, objs: objs, tab: tab, cl0: cl0.Index}
+	// What the loader records when it attaches govs_xdp.
+	for _, l := range []struct {
+		index int
+		mac   net.HardwareAddr
+	}{{cl0.Index, macCL0}, {rs0.Index, macRS0}} {
+		if err := setIfMAC(objs.Ifmac, l.index, l.mac); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &fixture{t: t, ns: ns, objs: objs, tab: tab, cl0: cl0.Index, rs0: rs0.Index}
+}
+
+// ingress is the device a frame arrives on: the one whose MAC is its
+// destination (rs0 for the realservers' side, cl0 otherwise), as a
+// switch would deliver it.
+func (f *fixture) ingress(frame []byte) int {
+	if len(frame) >= 6 && bytes.Equal(frame[:6], macRS0) {
+		return f.rs0
+	}
+	return f.cl0
 }
 
 func loadObjects(tb testing.TB) *govsObjects {
@@ -120,11 +139,11 @@ func (f *fixture) run(in []byte, mark uint32) (uint32, []byte) {
 		return f.runXDP(in)
 	}
 	f.ns.MustDo(func() error {
-		opts := &ebpf.RunOptions{Data: in, DataOut: out}
-		if mark != 0 {
-			ctx := skbCtx{Mark: mark}
-			opts.Context = ctx
-		}
+		// The ifindex makes BPF_PROG_TEST_RUN compute pkt_type against
+		// that device's MAC (eth_type_trans); without it, against the
+		// loopback's, and every frame would be PACKET_OTHERHOST.
+		ifi := uint32(f.ingress(in))
+		opts := &ebpf.RunOptions{Data: in, DataOut: out, Context: skbCtx{Mark: mark, IngressIfindex: ifi, Ifindex: ifi}}
 		var err error
 		ret, err = f.objs.GovsTc.Run(opts)
 		out = opts.DataOut
@@ -157,7 +176,7 @@ func (f *fixture) runXDP(in []byte) (uint32, []byte) {
 	var ret uint32
 	f.ns.MustDo(func() error {
 		opts := &ebpf.RunOptions{Data: in, DataOut: out,
-			Context: xdpCtx{DataEnd: uint32(len(in)), IngressIfindex: uint32(f.cl0)}}
+			Context: xdpCtx{DataEnd: uint32(len(in)), IngressIfindex: uint32(f.ingress(in))}}
 		var err error
 		ret, err = f.objs.GovsXdp.Run(opts)
 		out = opts.DataOut
@@ -188,11 +207,21 @@ const (
 )
 
 // skbCtx is the prefix of struct __sk_buff that BPF_PROG_TEST_RUN accepts
-// as context: len, pkt_type, mark.
+// as context, up to ifindex. Only mark, priority, ingress_ifindex and
+// ifindex may be set (test_run.c's convert___skb_to_skb): pkt_type is
+// computed from the frame and the device ifindex names.
 type skbCtx struct {
-	Len     uint32
-	PktType uint32
-	Mark    uint32
+	Len            uint32
+	PktType        uint32
+	Mark           uint32
+	QueueMapping   uint32
+	Protocol       uint32
+	VlanPresent    uint32
+	VlanTCI        uint32
+	VlanProto      uint32
+	Priority       uint32
+	IngressIfindex uint32
+	Ifindex        uint32
 }
 
 func (f *fixture) addService(svc ipvs.Service, dests ...ipvs.Destination) {

@@ -76,6 +76,12 @@ type govsExpireArgs struct {
 	Pad     uint32
 }
 
+type govsIfmac struct {
+	_    structs.HostLayout
+	Addr [6]uint8
+	Pad  uint16
+}
+
 type govsLblcKey struct {
 	_      structs.HostLayout
 	Addr   [4]uint32
@@ -150,6 +156,17 @@ type govsSvcState struct {
 	Cw   int32
 }
 
+type govsSyncArgs struct {
+	_       structs.HostLayout
+	Key     govsConnKey
+	C       govsConn
+	Timeout uint64
+	Op      uint32
+	Flags   uint32
+	Err     int32
+	Done    uint32
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -159,6 +176,7 @@ const (
 	govsMapDestLive     = "dest_live"
 	govsMapDestStats    = "dest_stats"
 	govsMapDests        = "dests"
+	govsMapIfmac        = "ifmac"
 	govsMapLbScratch    = "lb_scratch"
 	govsMapLblc         = "lblc"
 	govsMapNat          = "nat"
@@ -173,6 +191,7 @@ const (
 	govsMapTimeouts     = "timeouts"
 	govsMapTwosRng      = "twos_rng"
 	govsProgGovsExpire  = "govs_expire"
+	govsProgGovsSync    = "govs_sync"
 	govsProgGovsTc      = "govs_tc"
 	govsProgGovsXdp     = "govs_xdp"
 )
@@ -220,6 +239,7 @@ type govsSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type govsProgramSpecs struct {
 	GovsExpire *ebpf.ProgramSpec `ebpf:"govs_expire"`
+	GovsSync   *ebpf.ProgramSpec `ebpf:"govs_sync"`
 	GovsTc     *ebpf.ProgramSpec `ebpf:"govs_tc"`
 	GovsXdp    *ebpf.ProgramSpec `ebpf:"govs_xdp"`
 }
@@ -233,6 +253,7 @@ type govsMapSpecs struct {
 	DestLive     *ebpf.MapSpec `ebpf:"dest_live"`
 	DestStats    *ebpf.MapSpec `ebpf:"dest_stats"`
 	Dests        *ebpf.MapSpec `ebpf:"dests"`
+	Ifmac        *ebpf.MapSpec `ebpf:"ifmac"`
 	LbScratch    *ebpf.MapSpec `ebpf:"lb_scratch"`
 	Lblc         *ebpf.MapSpec `ebpf:"lblc"`
 	Nat          *ebpf.MapSpec `ebpf:"nat"`
@@ -279,6 +300,7 @@ type govsMaps struct {
 	DestLive     *ebpf.Map `ebpf:"dest_live"`
 	DestStats    *ebpf.Map `ebpf:"dest_stats"`
 	Dests        *ebpf.Map `ebpf:"dests"`
+	Ifmac        *ebpf.Map `ebpf:"ifmac"`
 	LbScratch    *ebpf.Map `ebpf:"lb_scratch"`
 	Lblc         *ebpf.Map `ebpf:"lblc"`
 	Nat          *ebpf.Map `ebpf:"nat"`
@@ -301,6 +323,7 @@ func (m *govsMaps) Close() error {
 		m.DestLive,
 		m.DestStats,
 		m.Dests,
+		m.Ifmac,
 		m.LbScratch,
 		m.Lblc,
 		m.Nat,
@@ -328,6 +351,7 @@ type govsVariables struct {
 // It can be passed to loadGovsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type govsPrograms struct {
 	GovsExpire *ebpf.Program `ebpf:"govs_expire"`
+	GovsSync   *ebpf.Program `ebpf:"govs_sync"`
 	GovsTc     *ebpf.Program `ebpf:"govs_tc"`
 	GovsXdp    *ebpf.Program `ebpf:"govs_xdp"`
 }
@@ -335,6 +359,7 @@ type govsPrograms struct {
 func (p *govsPrograms) Close() error {
 	return _GovsClose(
 		p.GovsExpire,
+		p.GovsSync,
 		p.GovsTc,
 		p.GovsXdp,
 	)

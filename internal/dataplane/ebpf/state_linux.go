@@ -268,12 +268,25 @@ func (t *tables) sweep(now uint64) (int, error) {
 	}
 	n := 0
 	for _, key := range expired {
-		args := govsExpireArgs{Key: key, Now: now}
-		var out govsExpireArgs
-		if _, err := t.objs.GovsExpire.Run(&ebpf.RunOptions{Context: args, ContextOut: &out}); err != nil {
-			return n, fmt.Errorf("run govs_expire: %w", err)
+		removed, err := t.expire(key, now)
+		if err != nil {
+			return n, err
 		}
-		n += int(out.Removed)
+		n += int(removed)
 	}
 	return n, nil
+}
+
+// expire runs govs_expire for the entry at key: removed if its deadline
+// passed by now (monotonic nanoseconds), or regardless when now is 0.
+// It returns 1 if this call removed it.
+func (t *tables) expire(key govsConnKey, now uint64) (uint32, error) {
+	args := govsExpireArgs{Key: key, Now: now}
+	var out govsExpireArgs
+	t.prog.Lock()
+	defer t.prog.Unlock()
+	if _, err := t.objs.GovsExpire.Run(&ebpf.RunOptions{Context: args, ContextOut: &out}); err != nil {
+		return 0, fmt.Errorf("run govs_expire: %w", err)
+	}
+	return out.Removed, nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"syscall"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -22,13 +23,11 @@ import (
 // (SyncTable) with their destination's counters, so that the data path
 // forwards a synced connection's next packet like one it scheduled.
 //
-// Counters: the data path changes dest_live only with atomic adds; Go can
-// only read and write whole values, so an install or an INACTIVE change
-// done here is a read-modify-write of dest_live. A backup sees no client
-// traffic for the VIPs (VRRP gives them to the master), so nothing races
-// with it in practice; removals go through govs_expire and are exact. A
-// syscall program doing install and bind in BPF would make it exact too
-// (see the package documentation of govs's HA, docs/HA.md).
+// Install and Update run the govs_sync syscall program (bpf/sync.h),
+// which writes the entry, its NAT reply entry and its template link and
+// moves its destination's counters with the data path's atomics, exactly
+// once even if a packet creates or changes the same entry meanwhile;
+// Remove runs govs_expire. Go never writes dest_live or a conns entry.
 
 // SyncWalk calls fn for every live connection and template in the conns
 // map, rendered as the sync protocol carries it (Timeout: the full
@@ -192,14 +191,26 @@ func (t *tables) syncDest(c *connsync.Conn) (*svcEntry, *destEntry, error) {
 	return nil, nil, fmt.Errorf("%s -> %s via %s: %w", c.Client, c.Virtual, c.Dest, ErrSyncNoDest)
 }
 
-func (t *syncTable) Install(c connsync.Conn, pkts uint32) error {
-	d := t.d
-	d.mu.Lock()
-	e, de, err := d.tab.syncDest(&c)
-	d.mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("install: %w", err)
-	}
+// govs_sync's operations, flags and results (bpf/sync.h).
+const (
+	syncOpInstall   = 0
+	syncOpUpdate    = 1
+	syncOpRemove    = 2
+	syncFPersistent = 0x1
+	syncDInstalled  = 0x1
+	syncDUpdated    = 0x2
+	syncDLinked     = 0x4
+	syncDNAT        = 0x8
+	syncDRemoved    = 0x10
+	syncDDeferred   = 0x20
+	syncFTport      = 0x0800
+	syncENOENT      = 2
+	syncFTPPort     = 21
+)
+
+// syncArgs renders a synced entry as govs_sync's arguments: the entry
+// bound to the destination de of service e.
+func syncArgs(c *connsync.Conn, e *svcEntry, de *destEntry) govsSyncArgs {
 	fwd, ok := c.Flags.Fwd()
 	if !ok {
 		fwd = de.d.Fwd
@@ -208,92 +219,109 @@ func (t *syncTable) Install(c connsync.Conn, pkts uint32) error {
 	if c.IsTemplate() && dport == 0 {
 		dport = de.d.Port
 	}
-	v := govsConn{
-		Daddr:   addrWords(de.d.Addr),
-		Expires: monotonicNow() + uint64(c.Timeout),
-		DestId:  de.id,
-		SvcId:   e.id,
-		Fwmark:  e.svc.FWMark,
-		Dport:   htons(dport),
-		TunPort: htons(de.d.TunPort),
-		Fwd:     uint8(fwd),
-		Dfamily: family(ipvs.FamilyOf(de.d.Addr)),
-		TunType: uint8(de.d.TunType),
+	a := govsSyncArgs{
+		Key: syncKeyOf(c),
+		C: govsConn{
+			Daddr:   addrWords(de.d.Addr),
+			DestId:  de.id,
+			SvcId:   e.id,
+			Fwmark:  e.svc.FWMark,
+			Dport:   htons(dport),
+			TunPort: htons(de.d.TunPort),
+			Fwd:     uint8(fwd),
+			Dfamily: family(ipvs.FamilyOf(de.d.Addr)),
+			TunType: uint8(de.d.TunType),
+		},
+		Timeout: uint64(c.Timeout),
 	}
-	k := syncKeyOf(&c)
-	inactive := false
-	if !c.IsTemplate() {
-		v.Sf = uint32(c.State) & syncStateMask
-		if c.Flags&connsync.FlagInactive != 0 {
-			v.Sf |= syncFInactive
-			inactive = true
+	if c.IsTemplate() {
+		return a
+	}
+	a.C.Sf = uint32(c.State) & syncStateMask
+	if c.Flags&connsync.FlagInactive != 0 {
+		a.C.Sf |= syncFInactive
+	}
+	if fwd != ipvs.Masq || c.Flags&connsync.FlagNoOutput != 0 {
+		// The backup has seen no reply: states move by the input-only
+		// table, as for a connection it scheduled.
+		a.C.Sf |= syncFNoOutput
+	}
+	if e.svc.Persistent {
+		// What pick() puts in the template key: the virtual port
+		// unless the service is port-zero, FTP or a firewall mark.
+		a.Flags |= syncFPersistent
+		a.C.CtlMask = e.svc.Netmask
+		if e.svc.FWMark == 0 && c.Virtual.Port() == e.svc.Port && e.svc.Port != syncFTPPort {
+			a.C.Sf |= syncFTport
 		}
-		if fwd != ipvs.Masq {
-			// The backup has seen no reply: states move by the
-			// input-only table, as for a connection it scheduled.
-			v.Sf |= syncFNoOutput
-		}
 	}
-	if err := d.objs.Conns.Update(&k, &v, ebpf.UpdateNoExist); err != nil {
-		return fmt.Errorf("install %s -> %s: %w", c.Client, c.Virtual, err)
+	return a
+}
+
+// runSync runs govs_sync: the entry, its NAT reply entry, its template
+// link and its destination's counters, in BPF with the data path's
+// atomics (bpf/sync.h).
+func (d *Dataplane) runSync(op uint32, c *connsync.Conn) (uint32, error) {
+	name := "install"
+	if op == syncOpUpdate {
+		name = "update"
 	}
+	d.mu.Lock()
+	e, de, err := d.tab.syncDest(c)
+	d.mu.Unlock()
+	var args govsSyncArgs
 	switch {
-	case c.IsTemplate():
-		err = d.addLive(de.id, 0, 0, 1)
-	case inactive:
-		err = d.addLive(de.id, 0, 1, 0)
-	default:
-		err = d.addLive(de.id, 1, 0, 0)
-	}
-	if err != nil {
-		return err
-	}
-	if fwd == ipvs.Masq && !c.IsTemplate() {
-		nk := govsNatKey{Src: v.Daddr, Dst: k.Src, Sport: v.Dport, Dport: k.Sport, Proto: k.Proto, Family: k.Family}
-		if err := d.objs.Nat.Update(&nk, &k, ebpf.UpdateAny); err != nil {
-			return fmt.Errorf("install NAT reply entry of %s -> %s: %w", c.Client, c.Virtual, err)
+	case err == nil:
+		args = syncArgs(c, e, de)
+	case op == syncOpUpdate:
+		// An update keeps the entry's destination: one that left the
+		// configuration still gets its state and timer (not linked).
+		args = govsSyncArgs{Key: syncKeyOf(c), Timeout: uint64(c.Timeout)}
+		args.C.Sf = uint32(c.State) & syncStateMask
+		if c.Flags&connsync.FlagInactive != 0 {
+			args.C.Sf |= syncFInactive
 		}
+	default:
+		return 0, fmt.Errorf("%s: %w", name, err)
 	}
-	return nil
+	args.Op = op
+	out, err := d.tab.runSync(&args)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("%s %s -> %s: %w", name, c.Client, c.Virtual, err)
+	case out.Err == -syncENOENT && op == syncOpUpdate:
+		return 0, fmt.Errorf("%s %s -> %s: entry gone", name, c.Client, c.Virtual)
+	case out.Err != 0:
+		return 0, fmt.Errorf("%s %s -> %s: %w", name, c.Client, c.Virtual, syscall.Errno(-out.Err))
+	}
+	return out.Done, nil
+}
+
+func (t *tables) runSync(args *govsSyncArgs) (govsSyncArgs, error) {
+	var out govsSyncArgs
+	t.prog.Lock()
+	defer t.prog.Unlock()
+	if _, err := t.objs.GovsSync.Run(&ebpf.RunOptions{Context: *args, ContextOut: &out}); err != nil {
+		return out, fmt.Errorf("run govs_sync: %w", err)
+	}
+	return out, nil
+}
+
+func (t *syncTable) Install(c connsync.Conn, pkts uint32) error {
+	_, err := t.d.runSync(syncOpInstall, &c)
+	return err
 }
 
 func (t *syncTable) Update(c connsync.Conn, pkts uint32) error {
-	d := t.d
-	k := syncKeyOf(&c)
-	var v govsConn
-	if err := d.objs.Conns.Lookup(&k, &v); err != nil {
-		return fmt.Errorf("update %s -> %s: %w", c.Client, c.Virtual, err)
-	}
-	v.Expires = monotonicNow() + uint64(c.Timeout)
-	var da, di int32
-	if k.Kind != syncKindTmpl {
-		was := v.Sf&syncFInactive != 0
-		is := c.Flags&connsync.FlagInactive != 0
-		v.Sf = v.Sf&^(syncStateMask|syncFInactive) | uint32(c.State)&syncStateMask
-		if is {
-			v.Sf |= syncFInactive
-		}
-		switch {
-		case was && !is:
-			da, di = 1, -1
-		case !was && is:
-			da, di = -1, 1
-		}
-	}
-	if err := d.objs.Conns.Update(&k, &v, ebpf.UpdateExist); err != nil {
-		return fmt.Errorf("update %s -> %s: %w", c.Client, c.Virtual, err)
-	}
-	if da != 0 || di != 0 {
-		return d.addLive(v.DestId, da, di, 0)
-	}
-	return nil
+	_, err := t.d.runSync(syncOpUpdate, &c)
+	return err
 }
 
+// Remove expires the entry now, as ip_vs_conn_expire_now: a template
+// that still controls connections is re-armed instead (bpf/sync.h).
 func (t *syncTable) Remove(c *connsync.Conn) error {
-	args := govsExpireArgs{Key: syncKeyOf(c)}
-	var out govsExpireArgs
-	if _, err := t.d.objs.GovsExpire.Run(&ebpf.RunOptions{Context: args, ContextOut: &out}); err != nil {
-		return fmt.Errorf("remove %s -> %s: run govs_expire: %w", c.Client, c.Virtual, err)
+	if _, err := t.d.tab.runSync(&govsSyncArgs{Key: syncKeyOf(c), Op: syncOpRemove}); err != nil {
+		return fmt.Errorf("remove %s -> %s: %w", c.Client, c.Virtual, err)
 	}
 	return nil
 }
@@ -302,26 +330,4 @@ func (t *syncTable) Timeouts() conn.Timeouts {
 	t.d.mu.Lock()
 	defer t.d.mu.Unlock()
 	return t.d.tab.timeouts
-}
-
-// addLive adds to a destination's live counters (see the note on
-// counters above) and applies the overload rule as bind_dest does.
-func (d *Dataplane) addLive(id uint32, active, inact, persist int32) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	var l govsDestLive
-	if err := d.objs.DestLive.Lookup(id, &l); err != nil {
-		return fmt.Errorf("read dest_live %d: %w", id, err)
-	}
-	l.Active += active
-	l.Inact += inact
-	l.Persist += persist
-	var dv govsDest
-	if err := d.objs.Dests.Lookup(id, &dv); err == nil && dv.Upper != 0 && uint32(max(l.Active+l.Inact, 0)) >= dv.Upper {
-		l.Overloaded = 1
-	}
-	if err := d.objs.DestLive.Update(id, &l, ebpf.UpdateExist); err != nil {
-		return fmt.Errorf("write dest_live %d: %w", id, err)
-	}
-	return nil
 }

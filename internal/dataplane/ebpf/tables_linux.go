@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -82,6 +83,11 @@ type tables struct {
 	timeouts conn.Timeouts
 	// clock schedules the rate estimator's two-second samples.
 	clock stats.Clock
+	// prog serialises the syscall programs Go runs (govs_expire from the
+	// sweeper and sync's Remove, govs_sync): each is atomic against the
+	// data path, and this keeps them from racing each other on one entry
+	// (see bpf/sync.h). Not mu: the sweeper runs without it.
+	prog sync.Mutex
 }
 
 func newTables(objs *govsObjects) *tables {

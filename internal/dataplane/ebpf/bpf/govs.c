@@ -5,6 +5,8 @@
  * replies.
  *
  * For every packet, in order:
+ *   0. a frame XDP already handled does what XDP's note says; a frame
+ *      not addressed to this host passes (below);
  *   1. parse (parse.h); what is not plain IPv4/IPv6 TCP/UDP passes;
  *   2. a NAT reply (nat map): rewrite the source back to VIP:vport, route;
  *   3. a known connection (conns map): state transition, forward;
@@ -14,6 +16,7 @@
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
+#include <linux/if_packet.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
@@ -536,6 +539,19 @@ int govs_tc(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	}
 
+	/* Only frames addressed to this host's MAC are ours. A switch or
+	 * bridge floods frames for a MAC it has not learnt (or has aged out)
+	 * to every port, so a backup director sees the master's traffic
+	 * (PACKET_OTHERHOST) and must not forward it as well. Multicast and
+	 * broadcast frames never carry a unicast TCP/UDP service's traffic
+	 * (the stack's own ARP, VRRP and sync messages among them): they go
+	 * to the stack too. As in IPVS, which only sees what ip_rcv
+	 * accepted. Not counted: the ctr map's size is a pinned format.
+	 * After the XDP note: XDP checked the MAC itself, and a frame it
+	 * encapsulated but could not send has no MACs written yet. */
+	if (skb->pkt_type != PACKET_HOST)
+		return TC_ACT_OK;
+
 	__u32 zero = 0;
 	struct scratch *x = bpf_map_lookup_elem(&scratch, &zero);
 	if (!x)
@@ -568,6 +584,7 @@ int govs_tc(struct __sk_buff *skb)
 }
 
 #include "xdp.h"
+#include "sync.h"
 
 /* Arguments of govs_expire, run by the Go sweeper through BPF_PROG_TEST_RUN
  * for each entry it found expired: the removal and the counter update run

@@ -129,6 +129,15 @@ struct {
 	__type(value, struct lblc_val);
 } lblc SEC(".maps");
 
+/* govs_xdp: the MAC address of each interface it is attached to, by
+ * ifindex, written by the loader when it attaches (see xdp.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, struct ifmac);
+} ifmac SEC(".maps");
+
 /* What the program did, per CPU (enum govs_ctr). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

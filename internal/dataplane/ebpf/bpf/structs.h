@@ -215,6 +215,14 @@ struct nat_key {
 	__u16 pad;
 };
 
+/* The MAC address of an interface govs_xdp is attached to (the ifmac
+ * map): XDP has no pkt_type, so it compares the frame's destination with
+ * this and passes frames addressed elsewhere. */
+struct ifmac {
+	__u8 addr[6];
+	__u16 pad;
+};
+
 /* Timeouts, seconds, indexed by TCP state; UDP at TIMEOUT_UDP. */
 #define TCP_S_NONE 0
 #define TCP_S_ESTABLISHED 1

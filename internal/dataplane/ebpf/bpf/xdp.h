@@ -18,6 +18,13 @@
  * again (a NAT or TUN packet, already rewritten, is then forwarded by the
  * stack; a DR packet is counted twice).
  *
+ * Frames not addressed to the interface's own MAC (the ifmac map, which
+ * the loader fills when it attaches) are passed untouched: XDP has no
+ * pkt_type, and a backup director on a switch that floods the master's
+ * MAC must not forward the master's traffic (see govs_tc). An interface
+ * missing from the map (attached by something else than the loader) has
+ * all its frames passed, and TC decides on them.
+ *
  * Checksums: XDP sees the bytes only. A packet whose L4 checksum is still
  * partial (CHECKSUM_PARTIAL: sent by a local process on a veth with
  * checksum offload) leaves XDP with a wrong checksum: on veth, turn tx
@@ -49,6 +56,11 @@ static __always_inline __u64 cdiff2(__u16 from, __u16 to)
 static __always_inline void csum_apply(__u16 *sum, __u64 diff)
 {
 	*sum = ~csum_fold64((__u64)(__u16)~*sum + diff);
+}
+
+static __always_inline int mac_eq(const __u8 *a, const __u8 *b)
+{
+	return ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (a[4] ^ b[4]) | (a[5] ^ b[5])) == 0;
 }
 
 /* xdp_nat_rewrite is nat_rewrite on an XDP frame. */
@@ -310,6 +322,13 @@ int govs_xdp(struct xdp_md *ctx)
 	__builtin_memset(p, 0, sizeof(*p));
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return XDP_PASS;
+	__u32 ifi = ctx->ingress_ifindex;
+	struct ifmac *own = bpf_map_lookup_elem(&ifmac, &ifi);
+	if (!own || !mac_eq(eth->h_dest, own->addr))
+		return XDP_PASS;
 	if (parse(data, data_end, data_end - data, p) != PARSE_OK)
 		return XDP_PASS; /* TC counts and handles it */
 	switch (classify(x, 0, bpf_ktime_get_ns())) {
