@@ -45,6 +45,17 @@ type Plan struct {
 	SyncInstance string
 }
 
+// syncGroup returns the sync group of the instance the sync role follows,
+// "" if it is in none.
+func (p *Plan) syncGroup() string {
+	for _, in := range p.Instances {
+		if in.VRRP.Name == p.SyncInstance {
+			return in.Group
+		}
+	}
+	return ""
+}
+
 // groupTrack is the tracked object through which a sync group shares
 // FAULT: every member tracks it with weight 0.
 func groupTrack(group string) string { return "\x00vrrp_sync_group " + group }

@@ -144,9 +144,15 @@ func (m *Manager) Run(ctx context.Context) error {
 	if m.o.Clock != nil {
 		opts = append(opts, vrrp.WithClock(m.o.Clock))
 	}
+	// The gate holds the followed instance and every member of its sync
+	// group: a member that preempted would pull the others to MASTER with
+	// it (vrrp_sync_group), connection table learned or not.
+	gated := func(in Instance) bool {
+		return in.VRRP.Name == p.SyncInstance || (in.Group != "" && in.Group == p.syncGroup())
+	}
 	for _, in := range p.Instances {
 		vc := in.VRRP
-		if m.gate != nil && vc.Name == p.SyncInstance {
+		if m.gate != nil && gated(in) {
 			vc.PreemptGate = m.gate.Open
 		}
 		conn, err := m.o.Dial(in.Conn)

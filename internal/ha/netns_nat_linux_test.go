@@ -40,12 +40,10 @@ const (
 	natDIP = "10.10.0.1"
 )
 
-// natConf: VI_2 (the DIP) is nopreempt, so that only VI_1 (the VIP,
-// lvs_sync_daemon's instance, behind the readiness gate) decides when a
-// returning director takes over, and pulls VI_2 along as the sync group
-// says. Without it a returning A takes VI_2 by itself at once (the gate
-// holds only lvs_sync_daemon's instance), and the group pulls VI_1 to
-// MASTER before A has learnt the connections (docs/HA.md, Known limits).
+// natConf: the VIP (VI_1, lvs_sync_daemon's instance) and the DIP (VI_2)
+// are one vrrp_sync_group, as LVS-NAT with two directors needs. The
+// readiness gate holds every member of that group, so a returning
+// director preempts neither before it has learnt the connections.
 const natConf = `global_defs {
     router_id %[1]s
     lvs_sync_daemon eth0 VI_1 id 51
@@ -68,8 +66,7 @@ vrrp_instance VI_1 {
     }
 }
 vrrp_instance VI_2 {
-    state BACKUP
-    nopreempt
+    state %[2]s
     interface eth1
     virtual_router_id 52
     priority %[3]d

@@ -1,0 +1,290 @@
+package micro
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/govs/govs/internal/api"
+	"github.com/govs/govs/internal/conn"
+	"github.com/govs/govs/internal/dataplane"
+	"github.com/govs/govs/internal/dataplane/dataplanetest"
+	"github.com/govs/govs/internal/director"
+	"github.com/govs/govs/internal/engine"
+	"github.com/govs/govs/internal/ipvs"
+	"github.com/govs/govs/internal/netns"
+)
+
+const (
+	scaleServices = 10_000
+	scaleDests    = 10
+)
+
+// scaleService is the i-th of the 10,000 services: TCP 10.100.x.y:80,
+// wlc, with destinations 10.2.0.11-20:80 by NAT (what every data plane,
+// the proxy included, can forward).
+func scaleService(i int) (ipvs.Service, []ipvs.Destination) {
+	a := netip.AddrFrom4([4]byte{10, 100, byte(i / 250), byte(1 + i%250)})
+	svc := ipvs.Service{ServiceKey: ipvs.TCPService(netip.AddrPortFrom(a, 80)), Scheduler: "wlc"}
+	svc.SetDefaults()
+	ds := make([]ipvs.Destination, scaleDests)
+	for j := range ds {
+		ds[j] = ipvs.Destination{Addr: netip.AddrFrom4([4]byte{10, 2, 0, byte(11 + j)}), Port: 80, Fwd: ipvs.Masq, Weight: 1}
+	}
+	return svc, ds
+}
+
+// scaleRules is the same configuration as ipvsadm -S writes it.
+func scaleRules() []byte {
+	var b bytes.Buffer
+	for i := range scaleServices {
+		svc, ds := scaleService(i)
+		fmt.Fprintf(&b, "-A -t %s:%d -s wlc\n", svc.Addr, svc.Port)
+		for _, d := range ds {
+			fmt.Fprintf(&b, "-a -t %s:%d -r %s:%d -m -w 1\n", svc.Addr, svc.Port, d.Addr, d.Port)
+		}
+	}
+	return b.Bytes()
+}
+
+// apply adds every service and destination through c, one request each
+// (the API has no batch call).
+func apply(ctx context.Context, c applier) error {
+	for i := range scaleServices {
+		svc, ds := scaleService(i)
+		if err := c.AddService(ctx, svc); err != nil {
+			return fmt.Errorf("add service %d: %w", i, err)
+		}
+		for _, d := range ds {
+			if err := c.AddDest(ctx, svc.ServiceKey, d); err != nil {
+				return fmt.Errorf("add destination to service %d: %w", i, err)
+			}
+		}
+	}
+	return nil
+}
+
+// nullDataplane accepts everything in O(1): the control plane's and
+// the API's cost without a data plane's (dataplanetest.Fake looks
+// services up by a linear search, which dominates at 10,000).
+type nullDataplane struct{}
+
+func (nullDataplane) Name() string                                     { return "null" }
+func (nullDataplane) CheckService(ipvs.Service) error                  { return nil }
+func (nullDataplane) CheckDest(ipvs.Service, ipvs.Destination) error   { return nil }
+func (nullDataplane) AddService(ipvs.Service) error                    { return nil }
+func (nullDataplane) EditService(ipvs.Service) error                   { return nil }
+func (nullDataplane) DelService(ipvs.ServiceKey) error                 { return nil }
+func (nullDataplane) AddDest(ipvs.ServiceKey, ipvs.Destination) error  { return nil }
+func (nullDataplane) EditDest(ipvs.ServiceKey, ipvs.Destination) error { return nil }
+func (nullDataplane) DelDest(ipvs.ServiceKey, ipvs.DestKey) error      { return nil }
+func (nullDataplane) Flush() error                                     { return nil }
+func (nullDataplane) SetTimeouts(conn.Timeouts) error                  { return nil }
+func (nullDataplane) Zero(*ipvs.ServiceKey) error                      { return nil }
+func (nullDataplane) Services() ([]ipvs.ServiceState, error)           { return nil, nil }
+func (nullDataplane) Conns() ([]conn.Info, error)                      { return nil, nil }
+func (nullDataplane) Health() error                                    { return nil }
+func (nullDataplane) Close() error                                     { return nil }
+
+var _ dataplane.Dataplane = nullDataplane{}
+
+// applier is what apply needs: the API client and the director alike.
+type applier interface {
+	AddService(context.Context, ipvs.Service) error
+	AddDest(context.Context, ipvs.ServiceKey, ipvs.Destination) error
+	Flush(context.Context) error
+}
+
+// fakeDirector serves the API on a unix socket over a director with dp.
+func fakeDirector(b *testing.B, dp dataplane.Dataplane) (*api.Client, *director.Director) {
+	b.Helper()
+	dir, err := director.New(director.Config{Engine: engine.New(engine.Options{}), Dataplane: dp})
+	if err != nil {
+		b.Fatal(err)
+	}
+	sock := filepath.Join(b.TempDir(), "govsd.sock")
+	l, err := api.Listen(sock)
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: api.NewServer(dir, slog.New(slog.DiscardHandler))}
+	go srv.Serve(l)
+	b.Cleanup(func() { srv.Close() })
+	return api.NewClient(sock), dir
+}
+
+// BenchmarkApply10kServicesAPI applies 10,000 services x 10 destinations
+// through internal/api's client against an in-process director, with the
+// recording fake data plane and with a null one, and directly to the
+// director without HTTP; s/apply is one whole configuration.
+func BenchmarkApply10kServicesAPI(b *testing.B) {
+	for _, bc := range []struct {
+		name   string
+		dp     dataplane.Dataplane
+		direct bool
+	}{{"fake", dataplanetest.New(""), false}, {"null", nullDataplane{}, false}, {"null-no-http", nullDataplane{}, true}} {
+		b.Run(bc.name, func(b *testing.B) {
+			c, dir := fakeDirector(b, bc.dp)
+			var a applier = c
+			if bc.direct {
+				a = dir
+			}
+			ctx := context.Background()
+			var total time.Duration
+			for range b.N {
+				if err := a.Flush(ctx); err != nil {
+					b.Fatal(err)
+				}
+				start := time.Now()
+				if err := apply(ctx, a); err != nil {
+					b.Fatal(err)
+				}
+				total += time.Since(start)
+			}
+			b.ReportMetric(total.Seconds()/float64(b.N), "s/apply")
+			b.ReportMetric(float64(total.Microseconds())/float64(b.N)/float64(scaleServices*(1+scaleDests)), "µs/change")
+		})
+	}
+}
+
+var bins struct {
+	dir            string
+	govsd, govsadm string
+	err            error
+}
+
+// TestMain builds govsd and govsadm once for the benchmarks that run
+// the real binaries.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if bins.dir != "" {
+		os.RemoveAll(bins.dir)
+	}
+	os.Exit(code)
+}
+
+func buildBins(b *testing.B) {
+	b.Helper()
+	if bins.dir == "" && bins.err == nil {
+		bins.dir, bins.err = os.MkdirTemp("", "govs-micro-")
+		if bins.err == nil {
+			out, err := exec.Command("go", "build", "-o", bins.dir+"/", "github.com/govs/govs/cmd/govsd", "github.com/govs/govs/cmd/govsadm").CombinedOutput()
+			if err != nil {
+				bins.err = fmt.Errorf("build govsd and govsadm: %w: %s", err, out)
+			}
+			bins.govsd, bins.govsadm = filepath.Join(bins.dir, "govsd"), filepath.Join(bins.dir, "govsadm")
+		}
+	}
+	if bins.err != nil {
+		b.Fatal(bins.err)
+	}
+}
+
+// govsd starts the real daemon with the proxy data plane (10,000
+// listeners) in a namespace of its own and returns its socket.
+func govsd(b *testing.B) string {
+	b.Helper()
+	netns.RequireRoot(b)
+	buildBins(b)
+	ns := netns.New(b, "scale")
+	sock := filepath.Join(b.TempDir(), "govsd.sock")
+	cmd := exec.Command("nsenter", "--net=/run/netns/"+ns.Name, "--", bins.govsd, "--dataplane", "proxy", "--socket", sock, "--metrics-address", "", "--log-level", "warn")
+	var log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+	for range 200 {
+		if _, err := os.Stat(sock); err == nil {
+			return sock
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	b.Fatalf("govsd did not listen on %s: %s", sock, log.String())
+	return ""
+}
+
+func govsadm(b *testing.B, sock string, stdin []byte, args ...string) []byte {
+	b.Helper()
+	cmd := exec.Command(bins.govsadm, args...)
+	cmd.Env = append(os.Environ(), api.SocketEnv+"="+sock)
+	cmd.Stdin = bytes.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		b.Fatalf("govsadm %s: %v: %s", strings.Join(args, " "), err, errb.String())
+	}
+	return out.Bytes()
+}
+
+// BenchmarkApply10kServicesGovsd applies the configuration to the real
+// govsd (proxy data plane) through the API client and through
+// govsadm -R, and times govsadm -Ln over it.
+func BenchmarkApply10kServicesGovsd(b *testing.B) {
+	rules := scaleRules()
+	b.Run("api", func(b *testing.B) {
+		sock := govsd(b)
+		c := api.NewClient(sock)
+		ctx := context.Background()
+		var total time.Duration
+		for range b.N {
+			if err := c.Flush(ctx); err != nil {
+				b.Fatal(err)
+			}
+			start := time.Now()
+			if err := apply(ctx, c); err != nil {
+				b.Fatal(err)
+			}
+			total += time.Since(start)
+		}
+		b.ReportMetric(total.Seconds()/float64(b.N), "s/apply")
+	})
+	b.Run("govsadm-R", func(b *testing.B) {
+		sock := govsd(b)
+		var total time.Duration
+		for range b.N {
+			govsadm(b, sock, nil, "-C")
+			start := time.Now()
+			govsadm(b, sock, rules, "-R")
+			total += time.Since(start)
+		}
+		b.ReportMetric(total.Seconds()/float64(b.N), "s/apply")
+		// Then the listing, with the 10,000 services in place.
+		var ltotal time.Duration
+		var lines int
+		for range 3 {
+			start := time.Now()
+			out := govsadm(b, sock, nil, "-Ln")
+			ltotal += time.Since(start)
+			lines = 0
+			for sc := bufio.NewScanner(bytes.NewReader(out)); sc.Scan(); {
+				lines++
+			}
+		}
+		if want := 3 + scaleServices*(1+scaleDests); lines != want {
+			b.Errorf("govsadm -Ln printed %d lines, want %d", lines, want)
+		}
+		b.ReportMetric(ltotal.Seconds()/3, "s/list")
+	})
+}
