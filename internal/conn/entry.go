@@ -37,11 +37,9 @@ const (
 type Entry struct {
 	// The first cache line holds what a lookup reads: the key, the hash,
 	// the chain link and the deadline.
-	key    Key
-	hin    uint32
-	inNext int32
-	inPrev int32
-	self   int32
+	key  Key
+	in   chain // the in-direction index
+	self int32
 	// expires is the deadline in nanoseconds from the table's epoch.
 	expires int64
 
@@ -73,9 +71,8 @@ type Entry struct {
 	// wPrev link the slot's list (table indices, 0 is nil).
 	slot         int64
 	wNext, wPrev int32
-	// Out-index chain (NAT connections) and hash.
-	hout             uint32
-	outNext, outPrev int32
+	// out is the out-direction index (NAT connections only).
+	out chain
 	// control is the index of the template that controls this entry (0:
 	// none); nControl is how many entries this one controls.
 	control  int32
@@ -86,7 +83,28 @@ type Entry struct {
 	_ [24]byte
 }
 
-// Table-private entry bits.
+// chain is an entry's place in one of the table's two hash indexes.
+type chain struct {
+	h          uint32 // the key's hash
+	next, prev int32  // bucket neighbours (table indices, 0 is nil)
+}
+
+// The two indexes: by the in-direction key (client -> virtual) and, for
+// NAT connections, by the out-direction key (realserver -> client).
+const (
+	idxIn  = 0
+	idxOut = 1
+)
+
+// chain returns e's place in index i.
+func (e *Entry) chain(i int) *chain {
+	if i == idxIn {
+		return &e.in
+	}
+	return &e.out
+}
+
+// Table-private entry bits. tInHashed<<i is "linked into index i".
 const (
 	tLive uint8 = 1 << iota
 	tInHashed

@@ -70,10 +70,10 @@ type Table struct {
 	n      int   // live entries
 	cap    int32 // entries allocated
 
-	seed    hashSeed
-	inHead  []int32
-	outHead []int32
-	mask    uint64
+	seed hashSeed
+	// heads are the two indexes' buckets (idxIn, idxOut).
+	heads [2][]int32
+	mask  uint64
 
 	// epoch is the time 0 of the nanosecond clock; set by the first call
 	// that passes a time.
@@ -102,8 +102,7 @@ func NewTable(hint int) *Table {
 	for nb < hint {
 		nb <<= 1
 	}
-	t.inHead = make([]int32, nb)
-	t.outHead = make([]int32, nb)
+	t.heads = [2][]int32{make([]int32, nb), make([]int32, nb)}
 	t.mask = uint64(nb - 1)
 	for int(t.cap) < hint {
 		t.addChunk()
@@ -177,12 +176,13 @@ func (t *Table) Insert(p Params, now time.Time) *Entry {
 		tflags:  tLive,
 	}
 	t.n++
-	if t.n > len(t.inHead) {
+	if t.n > len(t.heads[idxIn]) {
 		t.grow()
 	}
-	t.linkIn(e)
+	t.link(e, idxIn, uint32(t.seed.hash(&e.key)))
 	if p.Fwd == ipvs.Masq && p.Flags&FlagTemplate == 0 {
-		t.linkOut(e)
+		k := e.outKey()
+		t.link(e, idxOut, uint32(t.seed.hash(&k)))
 	}
 	e.expires = ns + int64(e.Timeout)
 	t.queue(e)
@@ -200,68 +200,48 @@ func (e *Entry) outKey() Key {
 	}
 }
 
-func (t *Table) linkIn(e *Entry) {
-	e.hin = uint32(t.seed.hash(&e.key))
-	b := uint64(e.hin) & t.mask
-	e.inPrev = 0
-	e.inNext = t.inHead[b]
-	if e.inNext != 0 {
-		t.at(e.inNext).inPrev = e.self
-	}
-	t.inHead[b] = e.self
-	e.tflags |= tInHashed
+// link puts e into index i under hash h.
+func (t *Table) link(e *Entry, i int, h uint32) {
+	e.chain(i).h = h
+	t.push(e, i)
+	e.tflags |= tInHashed << i
 }
 
-func (t *Table) unlinkIn(e *Entry) {
-	if e.tflags&tInHashed == 0 {
+// push puts e at the head of its bucket in index i.
+func (t *Table) push(e *Entry, i int) {
+	c := e.chain(i)
+	b := uint64(c.h) & t.mask
+	c.prev = 0
+	c.next = t.heads[i][b]
+	if c.next != 0 {
+		t.at(c.next).chain(i).prev = e.self
+	}
+	t.heads[i][b] = e.self
+}
+
+// unlink takes e out of index i, if it is in it.
+func (t *Table) unlink(e *Entry, i int) {
+	bit := tInHashed << i
+	if e.tflags&bit == 0 {
 		return
 	}
-	if e.inPrev != 0 {
-		t.at(e.inPrev).inNext = e.inNext
+	c := e.chain(i)
+	if c.prev != 0 {
+		t.at(c.prev).chain(i).next = c.next
 	} else {
-		t.inHead[uint64(e.hin)&t.mask] = e.inNext
+		t.heads[i][uint64(c.h)&t.mask] = c.next
 	}
-	if e.inNext != 0 {
-		t.at(e.inNext).inPrev = e.inPrev
+	if c.next != 0 {
+		t.at(c.next).chain(i).prev = c.prev
 	}
-	e.inNext, e.inPrev = 0, 0
-	e.tflags &^= tInHashed
-}
-
-func (t *Table) linkOut(e *Entry) {
-	k := e.outKey()
-	e.hout = uint32(t.seed.hash(&k))
-	b := uint64(e.hout) & t.mask
-	e.outPrev = 0
-	e.outNext = t.outHead[b]
-	if e.outNext != 0 {
-		t.at(e.outNext).outPrev = e.self
-	}
-	t.outHead[b] = e.self
-	e.tflags |= tOutHashed
-}
-
-func (t *Table) unlinkOut(e *Entry) {
-	if e.tflags&tOutHashed == 0 {
-		return
-	}
-	if e.outPrev != 0 {
-		t.at(e.outPrev).outNext = e.outNext
-	} else {
-		t.outHead[uint64(e.hout)&t.mask] = e.outNext
-	}
-	if e.outNext != 0 {
-		t.at(e.outNext).outPrev = e.outPrev
-	}
-	e.outNext, e.outPrev = 0, 0
-	e.tflags &^= tOutHashed
+	c.next, c.prev = 0, 0
+	e.tflags &^= bit
 }
 
 // grow doubles both indexes and rehashes every hashed entry.
 func (t *Table) grow() {
-	nb := len(t.inHead) * 2
-	t.inHead = make([]int32, nb)
-	t.outHead = make([]int32, nb)
+	nb := len(t.heads[idxIn]) * 2
+	t.heads = [2][]int32{make([]int32, nb), make([]int32, nb)}
 	t.mask = uint64(nb - 1)
 	for _, c := range t.chunks {
 		for j := range c {
@@ -269,23 +249,10 @@ func (t *Table) grow() {
 			if e.tflags&tLive == 0 {
 				continue
 			}
-			if e.tflags&tInHashed != 0 {
-				b := uint64(e.hin) & t.mask
-				e.inPrev = 0
-				e.inNext = t.inHead[b]
-				if e.inNext != 0 {
-					t.at(e.inNext).inPrev = e.self
+			for i := range t.heads {
+				if e.tflags&(tInHashed<<i) != 0 {
+					t.push(e, i)
 				}
-				t.inHead[b] = e.self
-			}
-			if e.tflags&tOutHashed != 0 {
-				b := uint64(e.hout) & t.mask
-				e.outPrev = 0
-				e.outNext = t.outHead[b]
-				if e.outNext != 0 {
-					t.at(e.outNext).outPrev = e.self
-				}
-				t.outHead[b] = e.self
 			}
 		}
 	}
@@ -297,12 +264,12 @@ func (t *Table) grow() {
 // entries: then, as in the kernel, its life is extended.
 func (t *Table) Lookup(k Key, now time.Time) *Entry {
 	h := uint32(t.seed.hash(&k))
-	for i := t.inHead[uint64(h)&t.mask]; i != 0; {
+	for i := t.heads[idxIn][uint64(h)&t.mask]; i != 0; {
 		e := t.at(i)
-		if e.hin == h && e.key == k {
+		if e.in.h == h && e.key == k {
 			return t.check(e, now)
 		}
-		i = e.inNext
+		i = e.in.next
 	}
 	return nil
 }
@@ -311,12 +278,12 @@ func (t *Table) Lookup(k Key, now time.Time) *Entry {
 // the realserver, destination the client), or nil.
 func (t *Table) LookupOut(k Key, now time.Time) *Entry {
 	h := uint32(t.seed.hash(&k))
-	for i := t.outHead[uint64(h)&t.mask]; i != 0; {
+	for i := t.heads[idxOut][uint64(h)&t.mask]; i != 0; {
 		e := t.at(i)
-		if e.hout == h && e.outKey() == k {
+		if e.out.h == h && e.outKey() == k {
 			return t.check(e, now)
 		}
-		i = e.outNext
+		i = e.out.next
 	}
 	return nil
 }
@@ -404,8 +371,8 @@ func (t *Table) Controller(e *Entry) *Entry {
 // keeps it (and its control links) until its timer fires: what the kernel
 // does to a template whose destination became unusable.
 func (t *Table) Unhash(e *Entry) {
-	t.unlinkIn(e)
-	t.unlinkOut(e)
+	t.unlink(e, idxIn)
+	t.unlink(e, idxOut)
 }
 
 // ExpireNow expires e at once, as if its timer fired now: it is freed and
@@ -445,8 +412,8 @@ func (t *Table) expire(e *Entry, now time.Time) bool {
 // free1 unlinks and frees an entry that is out of the wheel; ns is when
 // it expired.
 func (t *Table) free1(e *Entry, ns int64) {
-	t.unlinkIn(e)
-	t.unlinkOut(e)
+	t.unlink(e, idxIn)
+	t.unlink(e, idxOut)
 	if e.control != 0 {
 		ct := t.at(e.control)
 		ct.nControl--
