@@ -222,6 +222,7 @@ func (d *decoder) vsDefaults(vs *VirtualServer, raw *vsRaw) {
 		keptRaw = append(keptRaw, r)
 	}
 	vs.RealServers, raw.rs = kept, keptRaw
+	d.checkViaVIP(vs, raw, name)
 	if len(vs.RealServers) > 0 && uint64(vs.Quorum) > weightSum {
 		d.warnf(vs.Pos, "virtual_server %s: quorum %d exceeds total weight of real servers %d, reducing quorum to %d", name, vs.Quorum, weightSum, weightSum)
 		vs.Quorum = uint32(weightSum)
@@ -465,5 +466,36 @@ func (d *decoder) vrrpDefaults() {
 			kept = append(kept, n)
 		}
 		sg.Instances = kept
+	}
+}
+
+// checkViaVIP validates govs's check_via_vip: it checks the DR and TUN
+// forwarding paths to one VIP, so it needs a virtual server with an
+// address and no NAT real server (whose path is the RIP, which its
+// checks already take).
+func (d *decoder) checkViaVIP(vs *VirtualServer, raw *vsRaw, name string) {
+	if !vs.CheckViaVIP {
+		if raw.viaVIPIf != nil {
+			d.warnf(*raw.viaVIPIf, "virtual_server %s: check_via_vip_interface without check_via_vip; ignored", name)
+		}
+		return
+	}
+	at := *raw.viaVIP
+	if vs.FWMark != 0 || vs.Group != "" {
+		d.errorf(at, "check_via_vip: virtual_server %s has no single VIP to check: use it in a 'virtual_server IP PORT' block", name)
+		return
+	}
+	for _, rs := range vs.RealServers {
+		switch f := rs.Forwarding; {
+		case f.Method == ipvs.Masq:
+			d.errorf(at, "check_via_vip: real server %s (%s) of virtual_server %s uses NAT, whose forwarding path is the RIP its checks already connect to: "+
+				"remove check_via_vip or use lb_kind DR or TUN", rs.Addr, rs.Pos, name)
+		case f.Method == ipvs.Tunnel && f.TunType != ipvs.TunIPIP && f.TunType != ipvs.TunGUE:
+			d.errorf(at, "check_via_vip: real server %s (%s) of virtual_server %s uses a %s tunnel: check_via_vip supports ipip and gue",
+				rs.Addr, rs.Pos, name, f.TunType)
+		case rs.Addr.Is4() != vs.Addr.Is4():
+			d.errorf(at, "check_via_vip: real server %s (%s) and VIP %s are of different families: check_via_vip needs the same family",
+				rs.Addr, rs.Pos, vs.Addr)
+		}
 	}
 }

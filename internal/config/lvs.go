@@ -37,6 +37,9 @@ func unsetTiming() Timing {
 type vsRaw struct {
 	fwdSet bool
 	rs     []rsRaw
+	// viaVIP and viaVIPIf are where check_via_vip and
+	// check_via_vip_interface are, for messages.
+	viaVIP, viaVIPIf *Pos
 }
 
 type rsRaw struct {
@@ -467,6 +470,16 @@ func (d *decoder) virtualServer(n *Node) {
 			}
 		},
 		"inhibit_on_failure": d.flag(&vs.InhibitOnFailure),
+		"check_via_vip": func(c *Node) {
+			if v, ok := d.boolArg(c); ok {
+				vs.CheckViaVIP, raw.viaVIP = v, &c.Pos
+			}
+		},
+		"check_via_vip_interface": func(c *Node) {
+			if v, ok := d.str(c); ok {
+				vs.CheckViaVIPInterface, raw.viaVIPIf = v, &c.Pos
+			}
+		},
 		"real_server": func(c *Node) {
 			rs, r, ok := d.realServer(c)
 			if ok {

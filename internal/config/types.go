@@ -224,6 +224,15 @@ type VirtualServer struct {
 	SMTPAlert        bool    `json:"smtp_alert,omitempty"`
 	Timing           Timing  `json:"timing"`
 
+	// CheckViaVIP is govs's check_via_vip: the TCP-based checks of the
+	// DR and TUN real servers also check VIP:port through the forwarding
+	// path (healthcheck.Path), so a real server without the VIP, or one
+	// answering ARP for it, is down. CheckViaVIPInterface is
+	// check_via_vip_interface: the director's interface towards the real
+	// servers (default: the route's).
+	CheckViaVIP          bool   `json:"check_via_vip,omitempty"`
+	CheckViaVIPInterface string `json:"check_via_vip_interface,omitempty"`
+
 	SorryServer *SorryServer `json:"sorry_server,omitempty"`
 	RealServers []RealServer `json:"real_servers"`
 	Other       []Setting    `json:"other,omitempty"`

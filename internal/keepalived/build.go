@@ -51,6 +51,8 @@ func (p Plan) New() (healthcheck.Checker, error) {
 		c, err = healthcheck.NewPing(o)
 	case healthcheck.FileOptions:
 		c, err = healthcheck.NewFile(o)
+	case healthcheck.PathOptions:
+		c, err = healthcheck.NewPath(o)
 	default:
 		return nil, fmt.Errorf("%s: %s: no checker for options %T", p.Pos, p.Kind, p.Options)
 	}
@@ -72,9 +74,62 @@ func PlanCheckers(cfg *config.Config, vs *config.VirtualServer, rs *config.RealS
 			errs = append(errs, err)
 			continue
 		}
-		plans = append(plans, p)
+		ps, err := viaVIP(vs, rs, p)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		plans = append(plans, ps...)
 	}
 	return plans, errors.Join(errs...)
+}
+
+// viaVIP applies govs's check_via_vip to plan p of a DR or TUN real
+// server: a TCP_CHECK becomes the VIP path check (a SYN to VIP:port sent
+// the way the director forwards, healthcheck.Path), which checks
+// everything it did and the path besides; HTTP_GET, SSL_GET and
+// SMTP_CHECK keep their check at the RIP and get a path check of their
+// port next to them. Other checkers, and checkers whose connect_ip is
+// another host, are left as they are.
+func viaVIP(vs *config.VirtualServer, rs *config.RealServer, p Plan) ([]Plan, error) {
+	if !vs.CheckViaVIP || (rs.Forwarding.Method != ipvs.Route && rs.Forwarding.Method != ipvs.Tunnel) {
+		return []Plan{p}, nil
+	}
+	var conn healthcheck.ConnOptions
+	switch o := p.Options.(type) {
+	case healthcheck.TCPOptions:
+		conn = o.ConnOptions
+	case healthcheck.HTTPOptions:
+		conn = o.ConnOptions
+	case healthcheck.SMTPOptions:
+		conn = o.ConnOptions
+	default:
+		return []Plan{p}, nil
+	}
+	if conn.ConnectIP.Unmap() != rs.Addr.Unmap() {
+		return []Plan{p}, nil
+	}
+	o := healthcheck.PathOptions{
+		ConnOptions: conn,
+		VIP:         vs.Addr,
+		Method:      rs.Forwarding.Method,
+		Interface:   vs.CheckViaVIPInterface,
+	}
+	if o.Interface == "" {
+		o.Interface = conn.BindIf
+	}
+	if o.Method == ipvs.Tunnel {
+		o.TunType, o.TunPort = rs.Forwarding.TunType, rs.Forwarding.TunPort
+	}
+	// Construct it once here, so `govsd -t` reports what is wrong.
+	if _, err := healthcheck.NewPath(o); err != nil {
+		return nil, &config.Error{Pos: p.Pos, Msg: fmt.Sprintf("%s with check_via_vip: %v", p.Kind, err)}
+	}
+	path := Plan{Kind: p.Kind, Name: p.Name + " via VIP", Timing: p.Timing, Alpha: p.Alpha, Options: o, Pos: p.Pos}
+	if p.Kind == config.TCPCheck {
+		return []Plan{path}, nil
+	}
+	return []Plan{p, path}, nil
 }
 
 func planChecker(cfg *config.Config, rs *config.RealServer, c config.Checker, port uint16) (Plan, error) {
@@ -314,9 +369,12 @@ func rsID(vs *config.VirtualServer, rs *config.RealServer) string {
 
 // checkerInputs is what a realserver's runner is built from; equal inputs
 // keep the runner across a reload.
-func checkerInputs(cfg *config.Config, rs *config.RealServer) string {
+func checkerInputs(cfg *config.Config, vs *config.VirtualServer, rs *config.RealServer) string {
 	var b strings.Builder
 	b.WriteString(fingerprint(rs.Checkers))
+	if vs.CheckViaVIP {
+		fmt.Fprintf(&b, "check_via_vip %s %q", vs.Addr, vs.CheckViaVIPInterface)
+	}
 	for _, c := range rs.Checkers {
 		switch {
 		case c.File != nil:

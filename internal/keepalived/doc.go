@@ -8,7 +8,9 @@
 // [Load] is `govsd -t`: config.Load, the conversion to IPVS services, and
 // every checker resolved ([PlanCheckers]: connect_ip and connect_port
 // default to the realserver's, the track_file's path and weight for
-// FILE_CHECK, the SSL block as a *tls.Config). A [Manager] then
+// FILE_CHECK, the SSL block as a *tls.Config; with govs's check_via_vip,
+// the TCP-based checks of DR and TUN realservers become or gain a
+// healthcheck.Path check of the VIP's forwarding path). A [Manager] then
 //
 //   - creates the virtual services (groups expanded);
 //   - runs one healthcheck.Runner per real_server block (one for all the

@@ -71,7 +71,7 @@ func plan(cfg *config.Config, svcs []config.ServiceConfig) (map[string]*rsPlan, 
 			if err != nil {
 				errs = append(errs, err)
 			}
-			out[id] = &rsPlan{id: id, fp: checkerInputs(cfg, rs), rs: rs, weight: rs.Weight, targets: []drainKey{target}, plans: plans}
+			out[id] = &rsPlan{id: id, fp: checkerInputs(cfg, vs, rs), rs: rs, weight: rs.Weight, targets: []drainKey{target}, plans: plans}
 		}
 	}
 	return out, errors.Join(errs...)
