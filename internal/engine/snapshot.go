@@ -114,6 +114,28 @@ func (e *Engine) Service(now time.Time, k ipvs.ServiceKey) (ipvs.ServiceState, e
 	return s.state(), nil
 }
 
+// Dest returns the configuration of destination dk of service k, and
+// false if k has no such destination (a removed destination, even one
+// still in the trash with connections, is not listed). It is the cheap
+// form of Service for a data plane that needs one destination's settings
+// per new connection (the proxy's PROXY protocol version): no copy of the
+// service, no expiry, no allocation.
+func (e *Engine) Dest(k ipvs.ServiceKey, dk ipvs.DestKey) (ipvs.Destination, bool) {
+	k = normKey(k)
+	dk.Addr = dk.Addr.Unmap()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s, ok := e.services[k]
+	if !ok {
+		return ipvs.Destination{}, false
+	}
+	dd, ok := s.byKey[dk]
+	if !ok {
+		return ipvs.Destination{}, false
+	}
+	return dd.d.Destination, true
+}
+
 func compareKeys(a, b ipvs.ServiceKey) int {
 	return cmp.Or(
 		cmp.Compare(a.FWMark, b.FWMark),

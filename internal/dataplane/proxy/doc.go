@@ -25,6 +25,9 @@
 // expires on the engine's timeouts, as ipvsadm users expect of
 // short-lived HTTP connections (InActConn counts them for two minutes).
 // A reset from either side is that side's RST and resets the other side.
+// Sockets get TCP keep-alive (Go's defaults) only once the connection
+// has lived for a second: setting it costs eight system calls, which
+// most short connections end before needing.
 // When the engine refuses a chunk (its entry expired, or the destination
 // was removed with expire_nodest_conn) both sides are reset, which is what
 // the endpoints of a kernel NAT director see in the same case.

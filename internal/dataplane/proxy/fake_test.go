@@ -96,6 +96,19 @@ func (e *fakeEngine) Service(_ time.Time, k ipvs.ServiceKey) (ipvs.ServiceState,
 	return st, nil
 }
 
+// Dest reports every destination of the fake, with its ProxyProtocol,
+// under whatever service is asked for.
+func (e *fakeEngine) Dest(_ ipvs.ServiceKey, dk ipvs.DestKey) (ipvs.Destination, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, d := range e.dests {
+		if d.Addr() == dk.Addr && d.Port() == dk.Port {
+			return ipvs.Destination{Addr: d.Addr(), Port: d.Port(), Fwd: e.fwd, Weight: 1, ProxyProtocol: e.proxy[d]}, true
+		}
+	}
+	return ipvs.Destination{}, false
+}
+
 // setProxy sets the ProxyProtocol of the destination at d.
 func (e *fakeEngine) setProxy(d netip.AddrPort, ver uint8) {
 	e.mu.Lock()

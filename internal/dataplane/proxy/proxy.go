@@ -32,7 +32,7 @@ var ErrClosed = errors.New("proxy data plane is closed")
 // concrete engine, as the director shares its instance.
 type engineAPI interface {
 	Process(now time.Time, p engine.Packet) (engine.Verdict, error)
-	Service(now time.Time, k ipvs.ServiceKey) (ipvs.ServiceState, error)
+	Dest(k ipvs.ServiceKey, dk ipvs.DestKey) (ipvs.Destination, bool)
 	Services(now time.Time) []ipvs.ServiceState
 	Conns(now time.Time) []conn.Info
 	Zero(k *ipvs.ServiceKey) error
@@ -364,19 +364,15 @@ func (p *Proxy) isClosed() bool {
 // the next connection and never to one already under way, and the proxy
 // keeps no copy that could disagree with the engine. A destination the
 // engine no longer lists (removed while an old entry still points at it)
-// gets none. It costs one Service read of the engine per new connection
-// or flow, not per packet (BenchmarkProxyProtocolLookup).
+// gets none. It costs one engine.Dest call per new connection or flow,
+// not per packet: a lock and two map lookups, no allocation
+// (BenchmarkProxyProtocolLookup).
 func (p *Proxy) proxyProtocol(k ipvs.ServiceKey, dest netip.AddrPort) uint8 {
-	st, err := p.eng.Service(time.Now(), k)
-	if err != nil {
+	d, ok := p.eng.Dest(k, ipvs.DestKey{Addr: dest.Addr(), Port: dest.Port()})
+	if !ok {
 		return 0
 	}
-	for i := range st.Dests {
-		if d := &st.Dests[i]; d.Addr == dest.Addr() && d.Port == dest.Port() {
-			return d.ProxyProtocol
-		}
-	}
-	return 0
+	return d.ProxyProtocol
 }
 
 // process hands one synthesized packet to the engine.

@@ -32,10 +32,21 @@ const (
 const pipeSize = 1 << 20
 
 // pipe is a kernel pipe used as the splice buffer of one direction.
+// It carries the callbacks drain and pumpOut hand to RawConn.Read and
+// Write, bound once when the pipe is made, and their results, so that
+// moving a chunk allocates nothing (a closure per call would escape to
+// the heap); pooled pipes keep them across connections.
 type pipe struct {
 	r, w int
 	size int // capacity
 	data int // bytes in the pipe
+
+	// In and out of the callbacks: the bytes moved, the bytes to move
+	// (pumpOut) and the splice error.
+	n, want int
+	serr    error
+	drainFn func(fd uintptr) bool
+	pumpFn  func(fd uintptr) bool
 }
 
 func newPipe() (*pipe, error) {
@@ -50,6 +61,8 @@ func newPipe() (*pipe, error) {
 	} else if n, err := fcntl(pp.r, syscall.F_GETPIPE_SZ, 0); err == nil {
 		pp.size = n
 	}
+	pp.drainFn = pp.spliceIn
+	pp.pumpFn = pp.spliceOut
 	return pp, nil
 }
 
@@ -69,53 +82,60 @@ func (pp *pipe) close() {
 // drain moves what src has to read (at most the pipe's capacity) into the
 // empty pipe, waiting until there is something. It returns 0, nil at EOF.
 func (pp *pipe) drain(src syscall.RawConn) (int, error) {
-	var n int64
-	var serr error
-	err := src.Read(func(fd uintptr) bool {
-		for {
-			n, serr = syscall.Splice(int(fd), nil, pp.w, nil, pp.size, spliceMove|spliceNonblock)
-			if serr == syscall.EINTR {
-				continue
-			}
-			// The pipe is empty, so EAGAIN means the socket has nothing
-			// yet: return false to wait in the poller.
-			return serr != syscall.EAGAIN
-		}
-	})
-	if err != nil {
+	pp.n, pp.serr = 0, nil
+	if err := src.Read(pp.drainFn); err != nil {
 		return 0, err
 	}
-	if serr != nil {
-		return 0, os.NewSyscallError("splice", serr)
+	if pp.serr != nil {
+		return 0, os.NewSyscallError("splice", pp.serr)
 	}
-	return int(n), nil
+	return pp.n, nil
+}
+
+// spliceIn is drain's callback on the source socket.
+func (pp *pipe) spliceIn(fd uintptr) bool {
+	for {
+		n, err := syscall.Splice(int(fd), nil, pp.w, nil, pp.size, spliceMove|spliceNonblock)
+		if err == syscall.EINTR {
+			continue
+		}
+		// The pipe is empty, so EAGAIN means the socket has nothing
+		// yet: return false to wait in the poller.
+		if err == syscall.EAGAIN {
+			return false
+		}
+		pp.n, pp.serr = int(n), err
+		return true
+	}
 }
 
 // pumpOut moves n bytes from the pipe to dst, waiting while dst's send
 // buffer is full.
 func (pp *pipe) pumpOut(dst syscall.RawConn, n int) (int, error) {
-	written := 0
-	var serr error
-	err := dst.Write(func(fd uintptr) bool {
-		for written < n {
-			m, e := syscall.Splice(pp.r, nil, int(fd), nil, n-written, spliceMove|spliceNonblock)
-			switch e {
-			case nil:
-				written += int(m)
-			case syscall.EINTR:
-			case syscall.EAGAIN:
-				return false
-			default:
-				serr = e
-				return true
-			}
-		}
-		return true
-	})
-	if err == nil && serr != nil {
-		err = os.NewSyscallError("splice", serr)
+	pp.n, pp.want, pp.serr = 0, n, nil
+	err := dst.Write(pp.pumpFn)
+	if err == nil && pp.serr != nil {
+		err = os.NewSyscallError("splice", pp.serr)
 	}
-	return written, err
+	return pp.n, err
+}
+
+// spliceOut is pumpOut's callback on the destination socket.
+func (pp *pipe) spliceOut(fd uintptr) bool {
+	for pp.n < pp.want {
+		m, e := syscall.Splice(pp.r, nil, int(fd), nil, pp.want-pp.n, spliceMove|spliceNonblock)
+		switch e {
+		case nil:
+			pp.n += int(m)
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			pp.serr = e
+			return true
+		}
+	}
+	return true
 }
 
 // pipePool keeps a few empty pipes for reuse, as Go's splice does, so a
@@ -161,18 +181,9 @@ func (pl *pipePool) close() {
 
 // pump forwards src to dst until src's EOF or an error, calling report
 // with the size of every chunk before the chunk is written; report
-// returning false stops the copy with refused set.
-func (p *Proxy) pump(dst, src *net.TCPConn, report func(n int) bool) (res pumpResult) {
-	rc, err := src.SyscallConn()
-	if err != nil {
-		res.readErr = err
-		return res
-	}
-	wc, err := dst.SyscallConn()
-	if err != nil {
-		res.writeErr = err
-		return res
-	}
+// returning false stops the copy with refused set. dstRaw and srcRaw are
+// the sockets' RawConns (taken once per connection).
+func (p *Proxy) pump(dst, src *net.TCPConn, dstRaw, srcRaw syscall.RawConn, report func(n int) bool) (res pumpResult) {
 	pp, err := p.pipes.get()
 	if err != nil {
 		// Out of file descriptors for a pipe: copy through user space
@@ -182,7 +193,7 @@ func (p *Proxy) pump(dst, src *net.TCPConn, report func(n int) bool) (res pumpRe
 	}
 	defer p.pipes.put(pp)
 	for {
-		n, err := pp.drain(rc)
+		n, err := pp.drain(srcRaw)
 		if err != nil {
 			res.readErr = err
 			return res
@@ -195,7 +206,7 @@ func (p *Proxy) pump(dst, src *net.TCPConn, report func(n int) bool) (res pumpRe
 			res.refused = true
 			return res
 		}
-		m, err := pp.pumpOut(wc, n)
+		m, err := pp.pumpOut(dstRaw, n)
 		pp.data -= m
 		res.n += int64(m)
 		if err != nil {

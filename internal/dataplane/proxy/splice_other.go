@@ -2,7 +2,10 @@
 
 package proxy
 
-import "net"
+import (
+	"net"
+	"syscall"
+)
 
 // pipePool is empty where there is no splice(2).
 type pipePool struct{}
@@ -12,6 +15,6 @@ func (*pipePool) close()     {}
 
 // pump forwards src to dst through a user-space buffer: splice(2) is
 // Linux only.
-func (p *Proxy) pump(dst, src *net.TCPConn, report func(n int) bool) pumpResult {
+func (p *Proxy) pump(dst, src *net.TCPConn, _, _ syscall.RawConn, report func(n int) bool) pumpResult {
 	return copyBuffered(dst, src, report)
 }

@@ -28,7 +28,10 @@ type tcpService struct {
 
 // listenTCP listens for k and starts its accept loop. p.mu is held.
 func (p *Proxy) listenTCP(k ipvs.ServiceKey, vip netip.AddrPort) (*tcpService, error) {
-	lc := net.ListenConfig{Control: freebind}
+	// No keep-alive at accept: it costs four setsockopt calls per
+	// socket, and tcpConn arms it only on connections that live past
+	// keepAliveAfter.
+	lc := net.ListenConfig{Control: freebind, KeepAlive: -1}
 	ln, err := lc.Listen(p.ctx, "tcp", vip.String())
 	if err != nil {
 		return nil, fmt.Errorf("listen for service %s: %w", k, err)
@@ -106,7 +109,17 @@ type tcpConn struct {
 	server  *net.TCPConn
 	dest    netip.AddrPort // realserver; set before server
 	aborted bool
+	// eofs counts the directions that ended at their source's EOF.
+	eofs int
 }
+
+// keepAliveAfter is how long a connection must live before its sockets
+// get TCP keep-alive (Go's defaults: 15 s idle, 15 s interval, 9
+// probes), so a peer that vanished is noticed. Setting it costs four
+// setsockopt calls per socket, which most short connections never need:
+// they end first. Probing starts at most this much later than it would
+// with keep-alive set at accept and dial.
+const keepAliveAfter = time.Second
 
 // startTCP registers c and starts its goroutine.
 func (p *Proxy) startTCP(s *tcpService, c *net.TCPConn) {
@@ -153,7 +166,6 @@ func (c *tcpConn) run() {
 	p := c.p
 	defer p.wg.Done()
 	defer p.forget(c)
-	log := p.log.With("service", c.svc.String(), "client", c.cAddr)
 
 	v, err := c.send(conn.DirIn, conn.SYN, tcpSynHdrLen, 0)
 	switch {
@@ -163,23 +175,25 @@ func (c *tcpConn) run() {
 		// drops the SYN; a proxy that has already accepted can only
 		// refuse with a reset. Debug, not more: a flood of these is a
 		// flood of clients.
-		log.Debug("no destination, resetting the client", "action", v.Action.String(), "err", err)
+		p.log.Debug("no destination, resetting the client", "service", c.svc.String(), "client", c.cAddr, "action", v.Action.String(), "err", err)
 		c.abort()
 		return
 	case v.Fwd != ipvs.Masq:
 		// CheckDest keeps these out; a destination configured behind the
 		// proxy's back cannot be served by opening a socket.
-		log.Warn("destination is not Masq, resetting the client", "dest", v.Dest, "fwd", v.Fwd.String())
+		p.log.Warn("destination is not Masq, resetting the client", "service", c.svc.String(), "client", c.cAddr, "dest", v.Dest, "fwd", v.Fwd.String())
 		c.abort()
 		return
 	}
 	c.mu.Lock()
 	c.dest = v.Dest
 	c.mu.Unlock()
-	log = log.With("dest", v.Dest)
 
 	ctx, cancel := context.WithTimeout(p.ctx, p.opts.dialTimeout)
-	var d net.Dialer
+	// KeepAlive -1: see keepAliveAfter. Not Dialer.DialTCP: its zero
+	// local address still binds (0.0.0.0:0), an extra system call that
+	// also takes the ephemeral port for every destination.
+	d := net.Dialer{KeepAlive: -1}
 	sc, err := d.DialContext(ctx, "tcp", v.Dest.String())
 	cancel()
 	if err != nil {
@@ -190,7 +204,7 @@ func (c *tcpConn) run() {
 		// The realserver's RST (or silence): the entry goes to CLOSE and
 		// the client is reset, as it would be through a NAT director.
 		c.send(conn.DirOut, conn.RST, tcpHdrLen, 0)
-		log.Debug("realserver did not accept", "err", err)
+		p.log.Debug("realserver did not accept", "service", c.svc.String(), "client", c.cAddr, "dest", v.Dest, "err", err)
 		c.abort()
 		return
 	}
@@ -207,19 +221,28 @@ func (c *tcpConn) run() {
 	c.send(conn.DirIn, conn.ACK, tcpHdrLen, 0)
 
 	if err := c.writeProxyHeader(server, v.Dest); err != nil {
-		log.Debug("write PROXY protocol header", "err", err)
+		p.log.Debug("write PROXY protocol header", "service", c.svc.String(), "client", c.cAddr, "dest", v.Dest, "err", err)
 		c.resetBy(conn.DirOut)
 		return
 	}
 
+	clientRaw, err1 := c.client.SyscallConn()
+	serverRaw, err2 := server.SyscallConn()
+	if err := errors.Join(err1, err2); err != nil {
+		// Only a closed socket (Close under way) has none.
+		c.abort()
+		return
+	}
+	ka := time.AfterFunc(keepAliveAfter, func() { c.keepAlive(server) })
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		c.finish(conn.DirIn, p.pump(server, c.client, c.reporter(conn.DirIn)))
+		c.finish(conn.DirIn, p.pump(server, c.client, serverRaw, clientRaw, c.reporter(conn.DirIn)))
 	}()
-	c.finish(conn.DirOut, p.pump(c.client, server, c.reporter(conn.DirOut)))
+	c.finish(conn.DirOut, p.pump(c.client, server, clientRaw, serverRaw, c.reporter(conn.DirOut)))
 	wg.Wait()
+	ka.Stop()
 
 	c.mu.Lock()
 	aborted = c.aborted
@@ -229,6 +252,15 @@ func (c *tcpConn) run() {
 		c.client.Close()
 		server.Close()
 	}
+}
+
+// keepAlive turns on TCP keep-alive on both sockets of a connection that
+// has lived for keepAliveAfter. A socket closed meanwhile refuses, which
+// is fine.
+func (c *tcpConn) keepAlive(server *net.TCPConn) {
+	ka := net.KeepAliveConfig{Enable: true}
+	_ = c.client.SetKeepAliveConfig(ka)
+	_ = server.SetKeepAliveConfig(ka)
 }
 
 // writeProxyHeader sends the PROXY protocol header the destination is
@@ -272,10 +304,16 @@ func (c *tcpConn) finish(dir conn.Dir, res pumpResult) {
 		// destination is gone under expire_nodest_conn.
 		c.abort()
 	case res.readErr == nil && res.writeErr == nil:
-		// EOF: this side's FIN, passed on as a half-close.
-		if !c.isAborted() {
+		// EOF: this side's FIN, passed on as a half-close. When the
+		// other direction has already ended the same way, run's Close
+		// of both sockets sends this FIN (nothing is left unread on
+		// either, so it is a FIN, not a RST), and the shutdown call is
+		// saved.
+		if last, ok := c.endedAtEOF(); ok {
 			c.send(dir, conn.FIN|conn.ACK, tcpHdrLen, 0)
-			dst.CloseWrite()
+			if !last {
+				dst.CloseWrite()
+			}
 		}
 	case c.isAborted() || errors.Is(res.readErr, net.ErrClosed) || errors.Is(res.writeErr, net.ErrClosed):
 		// The other direction, or Close, ended the connection.
@@ -299,6 +337,19 @@ func (c *tcpConn) serverConn() *net.TCPConn {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.server
+}
+
+// endedAtEOF records that one direction ended at its source's EOF. It
+// returns false if the connection was aborted, and last set if the other
+// direction had already ended at EOF.
+func (c *tcpConn) endedAtEOF() (last, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.aborted {
+		return false, false
+	}
+	c.eofs++
+	return c.eofs == 2, true
 }
 
 func (c *tcpConn) isAborted() bool {
