@@ -5,13 +5,16 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -22,6 +25,7 @@ import (
 	"github.com/govs/govs/internal/director"
 	"github.com/govs/govs/internal/engine"
 	"github.com/govs/govs/internal/ipvs"
+	"github.com/govs/govs/internal/ipvsadm"
 	"github.com/govs/govs/internal/netns"
 )
 
@@ -57,8 +61,36 @@ func scaleRules() []byte {
 	return b.Bytes()
 }
 
-// apply adds every service and destination through c, one request each
-// (the API has no batch call).
+// scaleOps is the same configuration as batch ops, in the order -R sends
+// them.
+func scaleOps() []api.Op {
+	ops := make([]api.Op, 0, scaleServices*(1+scaleDests))
+	for i := range scaleServices {
+		svc, ds := scaleService(i)
+		ops = append(ops, api.AddServiceOp(svc))
+		for _, d := range ds {
+			ops = append(ops, api.AddDestOp(svc.ServiceKey, d))
+		}
+	}
+	return ops
+}
+
+// applyBatch applies every service and destination through c's Apply,
+// in batches of ipvsadm.DefaultBatchSize ops (what govsadm -R sends).
+func applyBatch(ctx context.Context, c api.Director) error {
+	ops := scaleOps()
+	for len(ops) > 0 {
+		n := min(len(ops), ipvsadm.DefaultBatchSize)
+		if _, err := c.Apply(ctx, ops[:n]); err != nil {
+			return err
+		}
+		ops = ops[n:]
+	}
+	return nil
+}
+
+// apply adds every service and destination through c, one call (one
+// request, through the API client) each.
 func apply(ctx context.Context, c applier) error {
 	for i := range scaleServices {
 		svc, ds := scaleService(i)
@@ -75,8 +107,7 @@ func apply(ctx context.Context, c applier) error {
 }
 
 // nullDataplane accepts everything in O(1): the control plane's and
-// the API's cost without a data plane's (dataplanetest.Fake looks
-// services up by a linear search, which dominates at 10,000).
+// the API's cost without a data plane's.
 type nullDataplane struct{}
 
 func (nullDataplane) Name() string                                     { return "null" }
@@ -124,38 +155,104 @@ func fakeDirector(b *testing.B, dp dataplane.Dataplane) (*api.Client, *director.
 }
 
 // BenchmarkApply10kServicesAPI applies 10,000 services x 10 destinations
-// through internal/api's client against an in-process director, with the
-// recording fake data plane and with a null one, and directly to the
-// director without HTTP; s/apply is one whole configuration.
+// to an in-process director: directly (no HTTP) one call per change, which
+// is the baseline, and in batches; through internal/api's client in
+// batches of 1,000 ops (POST /v1/batch, what govsadm -R sends) and one
+// request per change; each over a null data plane and the recording fake;
+// and govsadm -R's own code (ipvsadm.Main reading the rules, in process)
+// through the client. s/apply is one whole configuration, cpu-s/apply the
+// process's CPU time for it (client and server: both are in process).
+// Every apply starts from a new director, so no run pays for the previous
+// one's deleted destinations.
 func BenchmarkApply10kServicesAPI(b *testing.B) {
+	rules := scaleRules()
 	for _, bc := range []struct {
-		name   string
-		dp     dataplane.Dataplane
-		direct bool
-	}{{"fake", dataplanetest.New(""), false}, {"null", nullDataplane{}, false}, {"null-no-http", nullDataplane{}, true}} {
+		name  string
+		dp    func() dataplane.Dataplane
+		http  bool
+		batch bool
+		R     bool
+	}{
+		{"director/null", null, false, false, false},
+		{"director-batch/null", null, false, true, false},
+		{"batch/null", null, true, true, false},
+		{"batch/fake", fake, true, true, false},
+		{"govsadm-R/null", null, true, true, true},
+		{"govsadm-R/fake", fake, true, true, true},
+		{"each/null", null, true, false, false},
+		{"each/fake", fake, true, false, false},
+	} {
 		b.Run(bc.name, func(b *testing.B) {
-			c, dir := fakeDirector(b, bc.dp)
-			var a applier = c
-			if bc.direct {
-				a = dir
-			}
 			ctx := context.Background()
-			var total time.Duration
+			var total, cpu time.Duration
 			for range b.N {
-				if err := a.Flush(ctx); err != nil {
-					b.Fatal(err)
+				c, dir := fakeDirector(b, bc.dp())
+				var d api.Director = dir
+				if bc.http {
+					d = c
 				}
+				cpu0 := selfCPU()
 				start := time.Now()
-				if err := apply(ctx, a); err != nil {
+				var err error
+				switch {
+				case bc.R:
+					err = restore(ctx, d, rules)
+				case bc.batch:
+					err = applyBatch(ctx, d)
+				default:
+					err = apply(ctx, d)
+				}
+				if err != nil {
 					b.Fatal(err)
 				}
 				total += time.Since(start)
+				cpu += selfCPU() - cpu0
+				c.CloseIdleConnections()
 			}
 			b.ReportMetric(total.Seconds()/float64(b.N), "s/apply")
+			b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/apply")
 			b.ReportMetric(float64(total.Microseconds())/float64(b.N)/float64(scaleServices*(1+scaleDests)), "µs/change")
 		})
 	}
 }
+
+// selfCPU is the process's user and system CPU time so far: on a shared
+// machine, the CPU an apply costs says more than its wall time.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// procCPU is process pid's user and system CPU time so far, from
+// /proc/pid/stat (in clock ticks of 10 ms).
+func procCPU(b *testing.B, pid int) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The fields after the command name, which is in parentheses.
+	f := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+2:]))
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+// restore runs govsadm -R of rules against d.
+func restore(ctx context.Context, d api.Director, rules []byte) error {
+	var stderr bytes.Buffer
+	code := ipvsadm.Main(ctx, []string{"govsadm", "-R"}, ipvsadm.Env{
+		Stdin: bytes.NewReader(rules), Stdout: io.Discard, Stderr: &stderr,
+		Dial: func(string) api.Director { return d },
+	})
+	if code != 0 || stderr.Len() > 0 {
+		return fmt.Errorf("govsadm -R: exit %d: %s", code, stderr.String())
+	}
+	return nil
+}
+
+func null() dataplane.Dataplane { return nullDataplane{} }
+func fake() dataplane.Dataplane { return dataplanetest.New("") }
 
 var bins struct {
 	dir            string
@@ -191,8 +288,8 @@ func buildBins(b *testing.B) {
 }
 
 // govsd starts the real daemon with the proxy data plane (10,000
-// listeners) in a namespace of its own and returns its socket.
-func govsd(b *testing.B) string {
+// listeners) in a namespace of its own and returns its socket and PID.
+func govsd(b *testing.B) (string, int) {
 	b.Helper()
 	netns.RequireRoot(b)
 	buildBins(b)
@@ -217,15 +314,16 @@ func govsd(b *testing.B) string {
 	})
 	for range 200 {
 		if _, err := os.Stat(sock); err == nil {
-			return sock
+			return sock, cmd.Process.Pid
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
 	b.Fatalf("govsd did not listen on %s: %s", sock, log.String())
-	return ""
+	return "", 0
 }
 
-func govsadm(b *testing.B, sock string, stdin []byte, args ...string) []byte {
+// govsadm runs govsadm and returns its output and CPU time.
+func govsadm(b *testing.B, sock string, stdin []byte, args ...string) ([]byte, time.Duration) {
 	b.Helper()
 	cmd := exec.Command(bins.govsadm, args...)
 	cmd.Env = append(os.Environ(), api.SocketEnv+"="+sock)
@@ -235,47 +333,71 @@ func govsadm(b *testing.B, sock string, stdin []byte, args ...string) []byte {
 	if err := cmd.Run(); err != nil {
 		b.Fatalf("govsadm %s: %v: %s", strings.Join(args, " "), err, errb.String())
 	}
-	return out.Bytes()
+	return out.Bytes(), cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 }
 
 // BenchmarkApply10kServicesGovsd applies the configuration to the real
-// govsd (proxy data plane) through the API client and through
-// govsadm -R, and times govsadm -Ln over it.
+// govsd (proxy data plane) through the API client in batches and one
+// request per change, and through govsadm -R; then times govsadm -Ln over
+// it. Each sub-benchmark starts its own govsd, and each apply starts from
+// an empty table; run it with -benchtime 1x (a second apply would follow
+// a flush, whose deleted destinations the engine still holds).
 func BenchmarkApply10kServicesGovsd(b *testing.B) {
 	rules := scaleRules()
-	b.Run("api", func(b *testing.B) {
-		sock := govsd(b)
-		c := api.NewClient(sock)
-		ctx := context.Background()
-		var total time.Duration
-		for range b.N {
-			if err := c.Flush(ctx); err != nil {
-				b.Fatal(err)
+	for _, bc := range []struct {
+		name  string
+		batch bool
+	}{{"api-batch", true}, {"api-each", false}} {
+		b.Run(bc.name, func(b *testing.B) {
+			sock, pid := govsd(b)
+			c := api.NewClient(sock)
+			ctx := context.Background()
+			var total, cpu, dcpu time.Duration
+			for range b.N {
+				if err := c.Flush(ctx); err != nil {
+					b.Fatal(err)
+				}
+				cpu0, dcpu0 := selfCPU(), procCPU(b, pid)
+				start := time.Now()
+				var err error
+				if bc.batch {
+					err = applyBatch(ctx, c)
+				} else {
+					err = apply(ctx, c)
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				total += time.Since(start)
+				cpu += selfCPU() - cpu0
+				dcpu += procCPU(b, pid) - dcpu0
 			}
-			start := time.Now()
-			if err := apply(ctx, c); err != nil {
-				b.Fatal(err)
-			}
-			total += time.Since(start)
-		}
-		b.ReportMetric(total.Seconds()/float64(b.N), "s/apply")
-	})
+			b.ReportMetric(total.Seconds()/float64(b.N), "s/apply")
+			b.ReportMetric(cpu.Seconds()/float64(b.N), "client-cpu-s/apply")
+			b.ReportMetric(dcpu.Seconds()/float64(b.N), "govsd-cpu-s/apply")
+		})
+	}
 	b.Run("govsadm-R", func(b *testing.B) {
-		sock := govsd(b)
-		var total time.Duration
+		sock, pid := govsd(b)
+		var total, cpu, dcpu time.Duration
 		for range b.N {
 			govsadm(b, sock, nil, "-C")
+			dcpu0 := procCPU(b, pid)
 			start := time.Now()
-			govsadm(b, sock, rules, "-R")
+			_, acpu := govsadm(b, sock, rules, "-R")
 			total += time.Since(start)
+			cpu += acpu
+			dcpu += procCPU(b, pid) - dcpu0
 		}
 		b.ReportMetric(total.Seconds()/float64(b.N), "s/apply")
+		b.ReportMetric(cpu.Seconds()/float64(b.N), "client-cpu-s/apply")
+		b.ReportMetric(dcpu.Seconds()/float64(b.N), "govsd-cpu-s/apply")
 		// Then the listing, with the 10,000 services in place.
 		var ltotal time.Duration
 		var lines int
 		for range 3 {
 			start := time.Now()
-			out := govsadm(b, sock, nil, "-Ln")
+			out, _ := govsadm(b, sock, nil, "-Ln")
 			ltotal += time.Since(start)
 			lines = 0
 			for sc := bufio.NewScanner(bytes.NewReader(out)); sc.Scan(); {

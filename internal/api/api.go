@@ -50,6 +50,14 @@ type Director interface {
 	// SetTimeouts changes the non-zero fields (ipvsadm --set).
 	SetTimeouts(ctx context.Context, t conn.Timeouts) error
 
+	// Apply runs ops in order, each exactly as its single-change method
+	// would (ipvsadm -R's table commands). On the first op that fails it
+	// stops and returns a [*BatchError] with that op's index and error;
+	// the ops before it stay applied, as they would had they been made one
+	// by one: a batch is not a transaction. The director applies a batch
+	// under one lock, so no other change comes between its ops.
+	Apply(ctx context.Context, ops []Op) (BatchResult, error)
+
 	// StartDaemon starts a connection sync daemon (ipvsadm --start-daemon).
 	StartDaemon(ctx context.Context, d SyncDaemon) error
 	// StopDaemon stops the daemon in state "master" or "backup".

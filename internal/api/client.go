@@ -123,7 +123,11 @@ func decodeError(resp *http.Response) error {
 		return &Error{Status: resp.StatusCode, Code: CodeInternal,
 			Message: fmt.Sprintf("govsd answered %s with a body that is not an API error: %.200q", resp.Status, b)}
 	}
-	return &Error{Status: resp.StatusCode, Code: eb.Code, Message: eb.Message}
+	e := &Error{Status: resp.StatusCode, Code: eb.Code, Message: eb.Message}
+	if eb.OpIndex != nil {
+		return &BatchError{Index: *eb.OpIndex, Op: eb.Op, Err: e}
+	}
+	return e
 }
 
 // Info implements [Director].
@@ -247,6 +251,50 @@ func (c *Client) Timeouts(ctx context.Context) (conn.Timeouts, error) {
 // SetTimeouts implements [Director].
 func (c *Client) SetTimeouts(ctx context.Context, t conn.Timeouts) error {
 	return c.do(ctx, http.MethodPut, "/v1/timeouts", t, nil)
+}
+
+// Apply implements [Director] with one request, POST /v1/batch, of at
+// most [MaxBatchOps] ops. An op whose service key has no form in the API
+// (see [FormatServiceKey]) is refused here, as the single-change methods
+// refuse it, after the ops before it are applied.
+func (c *Client) Apply(ctx context.Context, ops []Op) (BatchResult, error) {
+	if len(ops) > MaxBatchOps {
+		return BatchResult{}, fmt.Errorf("apply a batch of %d ops: more than %d, split it: %w", len(ops), MaxBatchOps, ipvs.ErrInvalid)
+	}
+	for i := range ops {
+		if err := ops[i].Check(); err != nil {
+			return c.applyBefore(ctx, ops, i, err)
+		}
+		switch ops[i].Op {
+		case OpDelService, OpAddDest, OpEditDest, OpDelDest:
+			if _, err := FormatServiceKey(ops[i].ServiceKey()); err != nil {
+				return c.applyBefore(ctx, ops, i, err)
+			}
+		}
+	}
+	return c.apply(ctx, ops)
+}
+
+// applyBefore applies ops[:i] and, if they all were, reports op i as
+// failed with err.
+func (c *Client) applyBefore(ctx context.Context, ops []Op, i int, err error) (BatchResult, error) {
+	if res, err := c.apply(ctx, ops[:i]); err != nil {
+		return res, err
+	}
+	return BatchResult{Applied: i}, &BatchError{Index: i, Op: ops[i].Op, Err: err}
+}
+
+func (c *Client) apply(ctx context.Context, ops []Op) (BatchResult, error) {
+	if len(ops) == 0 {
+		return BatchResult{}, nil
+	}
+	var res BatchResult
+	err := c.do(ctx, http.MethodPost, "/v1/batch", ops, &res)
+	var be *BatchError
+	if errors.As(err, &be) {
+		res.Applied = be.Index
+	}
+	return res, err
 }
 
 // StartDaemon implements [Director].

@@ -15,6 +15,7 @@
 //	POST   /v1/services/{key}/dests        add ipvs.Destination (201)
 //	PUT    /v1/services/{key}/dests/{dest} edit: ipvs.Destination
 //	DELETE /v1/services/{key}/dests/{dest} delete the destination
+//	POST   /v1/batch                       apply []Op in order: BatchResult
 //	POST   /v1/zero                        zero every counter
 //	GET    /v1/timeouts                    conn.Timeouts
 //	PUT    /v1/timeouts                    set the non-zero conn.Timeouts
@@ -26,6 +27,10 @@
 //	POST   /v1/reload                      re-read -f and apply the difference: ReloadResult
 //
 // Changes answer 204 No Content (201 Created for additions) with no body.
+// A batch ([Director.Apply]) applies its ops in order and stops at the
+// first that fails, answering that op's error with its index (op_index);
+// the ops before it stay applied. govsadm -R sends its table commands in
+// batches of 1,000.
 //
 // # Keys in paths
 //

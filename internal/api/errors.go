@@ -66,6 +66,10 @@ type ErrorBody struct {
 	// Message is the error as the director reported it: what was wrong
 	// and, where it can, what to do.
 	Message string `json:"message"`
+	// OpIndex is, for a batch that stopped at an op, that op's index (the
+	// ops before it are applied); Op is its command.
+	OpIndex *int   `json:"op_index,omitempty"`
+	Op      OpKind `json:"op,omitempty"`
 }
 
 // codeOf returns the code and status for err.

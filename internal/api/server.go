@@ -17,6 +17,10 @@ import (
 // maxBody bounds request bodies; the largest legitimate one is a Service.
 const maxBody = 1 << 20
 
+// maxBatchBody bounds a batch's body: MaxBatchOps ops of a few hundred
+// bytes each, with room to spare.
+const maxBatchBody = 64 << 20
+
 // NewServer returns the HTTP handler that exposes d. Routes are listed in
 // the package documentation and in openapi.yaml.
 func NewServer(d Director, log *slog.Logger, opts ...ServerOption) http.Handler {
@@ -33,6 +37,7 @@ func NewServer(d Director, log *slog.Logger, opts ...ServerOption) http.Handler 
 	// "fwmark/7/ipv4"), more than one ServeMux wildcard can match, so
 	// everything below /v1/services/ is routed by servicesSubtree.
 	mux.HandleFunc("/v1/services/", s.servicesSubtree)
+	mux.HandleFunc("POST /v1/batch", s.batch)
 	mux.HandleFunc("POST /v1/zero", s.zeroAll)
 	mux.HandleFunc("GET /v1/timeouts", s.timeouts)
 	mux.HandleFunc("PUT /v1/timeouts", s.setTimeouts)
@@ -127,6 +132,35 @@ func (s *server) addService(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) flush(w http.ResponseWriter, r *http.Request) {
 	s.reply(w, r, http.StatusNoContent, nil, s.d.Flush(r.Context()))
+}
+
+// batch applies a list of ops. A batch that stops at an op answers that
+// op's error, with its index in op_index.
+func (s *server) batch(w http.ResponseWriter, r *http.Request) {
+	var ops []Op
+	if !s.decodeMax(w, r, &ops, maxBatchBody) {
+		return
+	}
+	if len(ops) > MaxBatchOps {
+		s.writeError(w, r, http.StatusBadRequest, CodeInvalid,
+			fmt.Sprintf("a batch of %d ops is more than %d: split it", len(ops), MaxBatchOps))
+		return
+	}
+	for i := range ops {
+		if ops[i].Service != nil {
+			fillFamily(&ops[i].Service.ServiceKey)
+		}
+	}
+	res, err := s.d.Apply(r.Context(), ops)
+	var be *BatchError
+	if errors.As(err, &be) {
+		code, status := codeOf(be.Err)
+		s.log.Debug("api batch stopped", "applied", res.Applied, "op_index", be.Index, "op", be.Op, "code", code, "err", be.Err)
+		idx := be.Index
+		s.writeJSON(w, r, status, ErrorBody{Code: code, Message: be.Err.Error(), OpIndex: &idx, Op: be.Op})
+		return
+	}
+	s.reply(w, r, http.StatusOK, res, err)
 }
 
 func (s *server) zeroAll(w http.ResponseWriter, r *http.Request) {
@@ -288,7 +322,12 @@ func matchKey(body *ipvs.ServiceKey, path ipvs.ServiceKey) error {
 // decode reads a JSON request body into v. It answers the request itself
 // and returns false when the body is not acceptable.
 func (s *server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	return s.decodeMax(w, r, v, maxBody)
+}
+
+// decodeMax is decode with a body of at most limit bytes.
+func (s *server) decodeMax(w http.ResponseWriter, r *http.Request, v any, limit int64) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if err == nil && dec.More() {

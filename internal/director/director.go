@@ -53,6 +53,11 @@ type Director struct {
 	// mu serialises changes, so the engine and the data plane see them
 	// in the same order and a rollback undoes exactly one change.
 	mu sync.Mutex
+	// svcs are the services' settings as the engine holds them, by key,
+	// under mu: adding a destination needs them, and reading them from the
+	// engine copies the whole service with its destinations and rates,
+	// which at 10 destinations costs more than the rest of the change.
+	svcs map[ipvs.ServiceKey]ipvs.Service
 
 	// sync are the connection sync daemons, under their own lock.
 	sync syncDaemons
@@ -69,7 +74,8 @@ func New(cfg Config) (*Director, error) {
 	if cfg.Dataplane == nil {
 		return nil, errors.New("new director: no data plane")
 	}
-	d := &Director{eng: cfg.Engine, dp: cfg.Dataplane, log: cfg.Log, version: cfg.Version, now: cfg.Now}
+	d := &Director{eng: cfg.Engine, dp: cfg.Dataplane, log: cfg.Log, version: cfg.Version, now: cfg.Now,
+		svcs: map[ipvs.ServiceKey]ipvs.Service{}}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -97,6 +103,11 @@ func (d *Director) adopt() error {
 		if err := d.eng.AddService(s.Service); err != nil {
 			return fmt.Errorf("adopt service %s from the %s data plane: %w", s.ServiceKey, d.dp.Name(), err)
 		}
+		st, err := d.eng.Service(d.now(), s.ServiceKey)
+		if err != nil {
+			return fmt.Errorf("adopt service %s from the %s data plane: read it back from the engine: %w", s.ServiceKey, d.dp.Name(), err)
+		}
+		d.svcs[st.ServiceKey] = st.Service
 		for i := len(s.Dests) - 1; i >= 0; i-- {
 			if err := d.eng.AddDest(s.ServiceKey, s.Dests[i].Destination); err != nil {
 				return fmt.Errorf("adopt destination %s of %s from the %s data plane: %w", s.Dests[i].AddrPort(), s.ServiceKey, d.dp.Name(), err)
@@ -127,6 +138,23 @@ func normService(svc ipvs.Service) ipvs.Service {
 	return svc
 }
 
+// serviceConfig returns the settings of service k as the engine holds
+// them, or the engine's error for a service it does not have. The caller
+// holds d.mu.
+func (d *Director) serviceConfig(k ipvs.ServiceKey) (ipvs.Service, error) {
+	if !k.IsFWMark() {
+		k.Addr = k.Addr.Unmap()
+		if k.Family == ipvs.FamilyNone {
+			k.Family = ipvs.FamilyOf(k.Addr)
+		}
+	}
+	if svc, ok := d.svcs[k]; ok {
+		return svc, nil
+	}
+	st, err := d.eng.Service(d.now(), k)
+	return st.Service, err
+}
+
 // findDest returns the destination dk of st.
 func findDest(st ipvs.ServiceState, dk ipvs.DestKey) (ipvs.Destination, bool) {
 	i := slices.IndexFunc(st.Dests, func(x ipvs.DestState) bool { return x.Key() == dk })
@@ -154,10 +182,15 @@ func (d *Director) AddService(ctx context.Context, svc ipvs.Service) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	svc = normService(svc)
-	k := svc.ServiceKey
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	return d.addService(svc)
+}
+
+// addService is AddService; the caller holds d.mu.
+func (d *Director) addService(svc ipvs.Service) error {
+	svc = normService(svc)
+	k := svc.ServiceKey
 	if err := d.dp.CheckService(svc); err != nil {
 		return fmt.Errorf("add service %s: %w", k, err)
 	}
@@ -173,8 +206,11 @@ func (d *Director) AddService(ctx context.Context, svc ipvs.Service) error {
 		return d.rollback(fmt.Errorf("add service %s to the %s data plane: %w", k, d.dp.Name(), err),
 			func() error { return d.eng.DelService(k) })
 	}
-	d.log.Info("service added", "service", k.String(), "scheduler", st.Scheduler,
-		"persistent", st.Persistent, "timeout", st.Timeout, "netmask", st.Netmask, "one_packet", st.OnePacket)
+	d.svcs[st.ServiceKey] = st.Service
+	if d.logChanges() {
+		d.log.Info("service added", "service", k.String(), "scheduler", st.Scheduler,
+			"persistent", st.Persistent, "timeout", st.Timeout, "netmask", st.Netmask, "one_packet", st.OnePacket)
+	}
 	return nil
 }
 
@@ -184,10 +220,15 @@ func (d *Director) EditService(ctx context.Context, svc ipvs.Service) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	svc = normService(svc)
-	k := svc.ServiceKey
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	return d.editService(svc)
+}
+
+// editService is EditService; the caller holds d.mu.
+func (d *Director) editService(svc ipvs.Service) error {
+	svc = normService(svc)
+	k := svc.ServiceKey
 	old, err := d.eng.Service(d.now(), k)
 	if err != nil {
 		return fmt.Errorf("edit service: %w", err)
@@ -206,8 +247,11 @@ func (d *Director) EditService(ctx context.Context, svc ipvs.Service) error {
 	if err := d.dp.EditService(st.Service); err != nil {
 		return d.rollback(fmt.Errorf("edit service %s in the %s data plane: %w", k, d.dp.Name(), err), undo)
 	}
-	d.log.Info("service edited", "service", k.String(), "scheduler", st.Scheduler,
-		"persistent", st.Persistent, "timeout", st.Timeout, "netmask", st.Netmask, "one_packet", st.OnePacket)
+	d.svcs[st.ServiceKey] = st.Service
+	if d.logChanges() {
+		d.log.Info("service edited", "service", k.String(), "scheduler", st.Scheduler,
+			"persistent", st.Persistent, "timeout", st.Timeout, "netmask", st.Netmask, "one_packet", st.OnePacket)
+	}
 	return nil
 }
 
@@ -221,6 +265,11 @@ func (d *Director) DelService(ctx context.Context, k ipvs.ServiceKey) error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	return d.delServiceKey(k)
+}
+
+// delServiceKey is DelService; the caller holds d.mu.
+func (d *Director) delServiceKey(k ipvs.ServiceKey) error {
 	st, err := d.eng.Service(d.now(), k)
 	if err != nil {
 		return fmt.Errorf("delete service: %w", err)
@@ -240,7 +289,10 @@ func (d *Director) delService(st ipvs.ServiceState) error {
 		// that the two agree.
 		return d.rollback(err, func() error { return d.restoreDataplane(st) })
 	}
-	d.log.Info("service deleted", "service", k.String(), "dests", len(st.Dests))
+	delete(d.svcs, k)
+	if d.logChanges() {
+		d.log.Info("service deleted", "service", k.String(), "dests", len(st.Dests))
+	}
 	return nil
 }
 
@@ -269,6 +321,11 @@ func (d *Director) Flush(ctx context.Context) error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	return d.flush()
+}
+
+// flush is Flush; the caller holds d.mu.
+func (d *Director) flush() error {
 	svcs := d.eng.Services(d.now())
 	for _, st := range svcs {
 		if err := d.delService(st); err != nil {
@@ -279,6 +336,7 @@ func (d *Director) Flush(ctx context.Context) error {
 		return fmt.Errorf("flush the %s data plane: %w", d.dp.Name(), err)
 	}
 	d.eng.Flush()
+	clear(d.svcs)
 	d.log.Info("services flushed", "services", len(svcs))
 	return nil
 }
@@ -291,13 +349,18 @@ func (d *Director) AddDest(ctx context.Context, k ipvs.ServiceKey, dest ipvs.Des
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	st, err := d.eng.Service(d.now(), k)
+	return d.addDest(k, dest)
+}
+
+// addDest is AddDest; the caller holds d.mu.
+func (d *Director) addDest(k ipvs.ServiceKey, dest ipvs.Destination) error {
+	svc, err := d.serviceConfig(k)
 	if err != nil {
 		return fmt.Errorf("add destination %s: %w", dest.AddrPort(), err)
 	}
-	k = st.ServiceKey
-	dest.Normalize(&st.Service)
-	if err := d.dp.CheckDest(st.Service, dest); err != nil {
+	k = svc.ServiceKey
+	dest.Normalize(&svc)
+	if err := d.dp.CheckDest(svc, dest); err != nil {
 		return fmt.Errorf("add destination %s to %s: %w", dest.AddrPort(), k, err)
 	}
 	if err := d.eng.AddDest(k, dest); err != nil {
@@ -311,23 +374,26 @@ func (d *Director) AddDest(ctx context.Context, k ipvs.ServiceKey, dest ipvs.Des
 	if err := d.dp.AddDest(k, stored); err != nil {
 		return d.rollback(fmt.Errorf("add destination %s to %s in the %s data plane: %w", dest.AddrPort(), k, d.dp.Name(), err), undo)
 	}
-	d.log.Info("destination added", "service", k.String(), "dest", stored.AddrPort().String(),
-		"fwd", stored.Fwd.String(), "weight", stored.Weight, "upper", stored.Upper, "lower", stored.Lower)
+	if d.logChanges() {
+		d.log.Info("destination added", "service", k.String(), "dest", stored.AddrPort().String(),
+			"fwd", stored.Fwd.String(), "weight", stored.Weight, "upper", stored.Upper, "lower", stored.Lower)
+	}
 	return nil
 }
 
 // storedDest reads destination dk of service k back from the engine.
 func (d *Director) storedDest(k ipvs.ServiceKey, dk ipvs.DestKey) (ipvs.Destination, error) {
-	st, err := d.eng.Service(d.now(), k)
-	if err != nil {
-		return ipvs.Destination{}, fmt.Errorf("read service %s back from the engine: %w", k, err)
-	}
-	v, ok := findDest(st, dk)
+	v, ok := d.eng.Dest(k, dk)
 	if !ok {
 		return ipvs.Destination{}, fmt.Errorf("read destination %v of %s back from the engine: %w", dk, k, ipvs.ErrNoDest)
 	}
 	return v, nil
 }
+
+// logChanges reports whether the change records are logged: at 100,000
+// changes in a batch, building records nobody reads costs as much as some
+// of the changes.
+func (d *Director) logChanges() bool { return d.log.Enabled(context.Background(), slog.LevelInfo) }
 
 // EditDest implements [api.Director]; a data plane failure restores the
 // engine's previous settings of the destination.
@@ -337,6 +403,11 @@ func (d *Director) EditDest(ctx context.Context, k ipvs.ServiceKey, dest ipvs.De
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	return d.editDest(k, dest)
+}
+
+// editDest is EditDest; the caller holds d.mu.
+func (d *Director) editDest(k ipvs.ServiceKey, dest ipvs.Destination) error {
 	st, err := d.eng.Service(d.now(), k)
 	if err != nil {
 		return fmt.Errorf("edit destination %s: %w", dest.AddrPort(), err)
@@ -361,8 +432,10 @@ func (d *Director) EditDest(ctx context.Context, k ipvs.ServiceKey, dest ipvs.De
 	if err := d.dp.EditDest(k, stored); err != nil {
 		return d.rollback(fmt.Errorf("edit destination %s of %s in the %s data plane: %w", dest.AddrPort(), k, d.dp.Name(), err), undo)
 	}
-	d.log.Info("destination edited", "service", k.String(), "dest", stored.AddrPort().String(),
-		"fwd", stored.Fwd.String(), "weight", stored.Weight, "upper", stored.Upper, "lower", stored.Lower)
+	if d.logChanges() {
+		d.log.Info("destination edited", "service", k.String(), "dest", stored.AddrPort().String(),
+			"fwd", stored.Fwd.String(), "weight", stored.Weight, "upper", stored.Upper, "lower", stored.Lower)
+	}
 	return nil
 }
 
@@ -375,6 +448,11 @@ func (d *Director) DelDest(ctx context.Context, k ipvs.ServiceKey, dk ipvs.DestK
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	return d.delDest(k, dk)
+}
+
+// delDest is DelDest; the caller holds d.mu.
+func (d *Director) delDest(k ipvs.ServiceKey, dk ipvs.DestKey) error {
 	st, err := d.eng.Service(d.now(), k)
 	if err != nil {
 		return fmt.Errorf("delete destination %s: %w", dk.Addr, err)
@@ -391,7 +469,9 @@ func (d *Director) DelDest(ctx context.Context, k ipvs.ServiceKey, dk ipvs.DestK
 	if err := d.eng.DelDest(k, dk); err != nil {
 		return d.rollback(err, func() error { return d.dp.AddDest(k, old) })
 	}
-	d.log.Info("destination deleted", "service", k.String(), "dest", old.AddrPort().String())
+	if d.logChanges() {
+		d.log.Info("destination deleted", "service", k.String(), "dest", old.AddrPort().String())
+	}
 	return nil
 }
 
@@ -472,11 +552,16 @@ func (d *Director) SetTimeouts(ctx context.Context, t conn.Timeouts) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.setTimeouts(t)
+}
+
+// setTimeouts is SetTimeouts; the caller holds d.mu.
+func (d *Director) setTimeouts(t conn.Timeouts) error {
 	if err := t.Validate(); err != nil {
 		return fmt.Errorf("set timeouts: %w", err)
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	old := d.eng.Timeouts()
 	d.eng.SetTimeouts(t)
 	if err := d.dp.SetTimeouts(t); err != nil {
@@ -486,6 +571,52 @@ func (d *Director) SetTimeouts(ctx context.Context, t conn.Timeouts) error {
 	now := d.eng.Timeouts()
 	d.log.Info("timeouts set", "tcp", now.TCP, "tcpfin", now.TCPFin, "udp", now.UDP)
 	return nil
+}
+
+// Apply implements [api.Director]: the ops are applied in order under one
+// hold of the lock, each exactly as its single-change method applies it
+// (the data plane's check, the engine, the data plane's mirror, and the
+// engine's rollback when the mirror fails). The first op that fails stops
+// the batch with a [*api.BatchError]; the ops before it stay applied.
+func (d *Director) Apply(ctx context.Context, ops []api.Op) (api.BatchResult, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i, op := range ops {
+		err := ctx.Err()
+		if err == nil {
+			err = d.applyOp(op)
+		}
+		if err != nil {
+			return api.BatchResult{Applied: i}, &api.BatchError{Index: i, Op: op.Op, Err: err}
+		}
+	}
+	return api.BatchResult{Applied: len(ops)}, nil
+}
+
+// applyOp applies one op of a batch; the caller holds d.mu.
+func (d *Director) applyOp(op api.Op) error {
+	if err := op.Check(); err != nil {
+		return err
+	}
+	switch op.Op {
+	case api.OpAddService:
+		return d.addService(*op.Service)
+	case api.OpEditService:
+		return d.editService(*op.Service)
+	case api.OpDelService:
+		return d.delServiceKey(op.ServiceKey())
+	case api.OpAddDest:
+		return d.addDest(op.ServiceKey(), op.Dest)
+	case api.OpEditDest:
+		return d.editDest(op.ServiceKey(), op.Dest)
+	case api.OpDelDest:
+		return d.delDest(op.ServiceKey(), op.Dest.Key())
+	case api.OpFlush:
+		return d.flush()
+	case api.OpSetTimeouts:
+		return d.setTimeouts(*op.Timeouts)
+	}
+	return nil // Check refused everything else
 }
 
 // rollback undoes a change after err and returns err. If the undo fails

@@ -14,6 +14,14 @@
 // lose the counters and connections it keeps for removed destinations).
 // Flush is a deletion of each service in turn. Changes are serialised.
 //
+// Apply runs a batch of such changes (govsadm -R's table commands) under
+// one hold of the lock, each op exactly as its single-change method (its
+// own check, engine change, mirror and rollback); the first op that fails
+// stops the batch, and the ops before it stay applied. A destination
+// change costs the same at any table size: the director keeps the
+// services' settings by key, so adding a destination does not copy its
+// service out of the engine.
+//
 // # Reads
 //
 // Services, Service and Conns come from the data plane, which knows the

@@ -14,15 +14,22 @@
 //   - [Parser] turns argv into a [Command], or an [*ExitError] with
 //     ipvsadm's text for stderr and its exit code (2 for ipvsadm's own
 //     checks, 255 for popt's errors and "Try ... -h").
-//   - [Runner] executes a Command against a Director; [Strerror] maps
+//   - [Runner] executes a Command against a Director; -R sends its table
+//     commands in batches ([api.Director.Apply], [DefaultBatchSize] a
+//     request) and, where the director stops a batch at a refused
+//     command, prints that command's message and goes on from the next,
+//     so the table, the messages and the exit code are those of one
+//     request per line. [Strerror] maps
 //     govs's sentinel errors (ipvs.ErrNoService, ...) to libipvs's
 //     messages, which depend on the command.
 //   - [Lister] prints listings: -L with -n, --stats, --rate, --exact,
 //     --thresholds, --persistent-conn, --tun-info, --nosort, -c, --timeout,
 //     --daemon, and -S's rules that -R reads back.
 //   - [Main] ties them together for cmd/govsadm. Under the name ipvsadm
-//     it is exactly ipvsadm; under another name it also takes --json
-//     (listings as JSON), --socket, and --proxy-protocol 1|2 for -a and
+//     it is exactly ipvsadm (the command is the first option, as ipvsadm
+//     1.31's parse_options takes it); under another name it also takes
+//     --json (listings as JSON) and --socket, before the command or after
+//     it, and --proxy-protocol 1|2 for -a and
 //     -e (the destination's [ipvs.Destination].ProxyProtocol, a govs
 //     extension). -S prints --proxy-protocol on the destinations that
 //     have it, and only on those, so govsadm -R restores it; such a line

@@ -14,29 +14,57 @@ import (
 // reports a refused command and goes on, Restore stops at the first line
 // that does not parse or that d refuses, and names the file and line.
 // Only table commands are allowed: a listing or a daemon command in a
-// rules file is an error.
+// rules file is an error. The commands go to d in batches of
+// [DefaultBatchSize] ([api.Director.Apply]); a refused command is named by
+// its own line, and the lines before it are applied, as one call a line
+// would leave them.
 func Restore(ctx context.Context, r io.Reader, name string, d api.Director) error {
+	return restore(ctx, r, name, d, DefaultBatchSize)
+}
+
+// restore is Restore with batches of size table commands: they go to d
+// through Apply, and the first one d refuses ends the restore, named by
+// its line.
+func restore(ctx context.Context, r io.Reader, name string, d api.Director, size int) error {
 	p := &Parser{Prog: "govsd", Resolver: NumericResolver{}}
 	lines := newRestoreLines(r)
+	b := newBatch(d, size)
+	var refused error
+	send := func() error {
+		b.flush(ctx, func(_ Cmd, line int, err error) bool {
+			refused = fmt.Errorf("%s:%d: %w", name, line, err)
+			return false
+		})
+		return refused
+	}
 	for {
 		words, ok := lines.next()
 		if !ok {
-			return nil
+			return send()
 		}
 		at := fmt.Sprintf("%s:%d", name, lines.line)
 		cmd, err := p.Parse(ctx, words)
 		if err != nil {
+			if err := send(); err != nil {
+				return err
+			}
 			var ee *ExitError
 			if errors.As(err, &ee) {
 				return fmt.Errorf("%s: %s", at, firstLine(ee.Msg))
 			}
 			return fmt.Errorf("%s: %w", at, err)
 		}
-		if !isTableCmd(cmd.Cmd) {
+		op, ok := opOf(cmd)
+		if !ok || !isTableCmd(cmd.Cmd) {
+			if err := send(); err != nil {
+				return err
+			}
 			return fmt.Errorf("%s: only table commands (-A -E -D -a -e -d -C --set) belong in a rules file, not %s", at, cmd.Cmd)
 		}
-		if err := apply(ctx, d, cmd); err != nil {
-			return fmt.Errorf("%s: %w", at, err)
+		if b.add(op, cmd.Cmd, lines.line) {
+			if err := send(); err != nil {
+				return err
+			}
 		}
 	}
 }

@@ -3,6 +3,7 @@ package ipvsadm
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -68,5 +69,48 @@ func TestRestoreKeepsSentinel(t *testing.T) {
 	err := Restore(context.Background(), strings.NewReader("-a -t 127.0.0.1:80 -r 127.0.0.2\n"), "r", d)
 	if !errors.Is(err, ipvs.ErrNoService) {
 		t.Fatalf("err = %v, want ipvs.ErrNoService", err)
+	}
+}
+
+// TestRestoreBatchBoundaries: whatever the batch size, a refused command
+// names its own line and keeps its cause, the commands before it are
+// applied and the ones after it are not; a line that does not parse is
+// reported only after the commands before it were applied without error.
+func TestRestoreBatchBoundaries(t *testing.T) {
+	const rules = "-A -t 127.0.0.1:80\n" + // 1
+		"-a -t 127.0.0.1:80 -r 127.0.0.2\n" + // 2
+		"-a -t 127.0.0.1:80 -r 127.0.0.3\n" + // 3
+		"-a -t 127.0.0.1:80 -r 127.0.0.2\n" + // 4: refused
+		"-a -t 127.0.0.1:80 -r 127.0.0.4\n" + // 5
+		"-A -t 127.0.0.1:81\n" // 6
+	for size := 1; size <= 7; size++ {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			ctx := context.Background()
+			d := apitest.New()
+			err := restore(ctx, strings.NewReader(rules), "rules", d, size)
+			if err == nil || !strings.HasPrefix(err.Error(), "rules:4: ") || !errors.Is(err, ipvs.ErrDestExists) {
+				t.Fatalf("err = %v, want rules:4: wrapping ipvs.ErrDestExists", err)
+			}
+			svcs, _ := d.Services(ctx)
+			if len(svcs) != 1 || len(svcs[0].Dests) != 2 {
+				t.Fatalf("table after the refusal: %+v, want 1 service with 2 destinations", svcs)
+			}
+
+			// A parse error after a refused command: the refusal wins.
+			d = apitest.New()
+			err = restore(ctx, strings.NewReader(rules[:strings.Index(rules, "-a -t 127.0.0.1:80 -r 127.0.0.4")]+"-A -t\n"), "rules", d, size)
+			if err == nil || !strings.HasPrefix(err.Error(), "rules:4: ") {
+				t.Fatalf("err = %v, want the refusal of line 4", err)
+			}
+			// A parse error alone: after everything before it.
+			d = apitest.New()
+			err = restore(ctx, strings.NewReader(rules[:strings.Index(rules, "-a -t 127.0.0.1:80 -r 127.0.0.2\n-a -t 127.0.0.1:80 -r 127.0.0.4")]+"-A -t\n"), "rules", d, size)
+			if err == nil || err.Error() != "rules:4: -t: missing argument" {
+				t.Fatalf("err = %v, want rules:4's parse error", err)
+			}
+			if svcs, _ := d.Services(ctx); len(svcs) != 1 || len(svcs[0].Dests) != 2 {
+				t.Fatalf("table before the parse error: %+v", svcs)
+			}
+		})
 	}
 }

@@ -182,8 +182,26 @@ func (p *Parser) Parse(ctx context.Context, args []string) (*Command, error) {
 }
 
 // parseOptions is ipvsadm's parse_options.
+//
+// ipvsadm takes the command from the first option popt returns (words
+// that are not options may come before it: they are leftovers), so
+// "ipvsadm -n -L" is refused with "Try ... -h", and every other option may
+// come in any order after the command. govsadm's own --socket and --json
+// are not ipvsadm options and may also come before the command; with
+// nothing else, they mean what no arguments do: list.
 func (p *Parser) parseOptions(ctx context.Context, s *scanner, e *entry) error {
 	o, rc := s.nextOpt()
+	var schedFlagsArg string
+	for rc == 0 && !p.Compat && (o.def.tag == tSocket || o.def.tag == tJSON) {
+		if err := p.option(ctx, s, e, o, &schedFlagsArg); err != nil {
+			return err
+		}
+		o, rc = s.nextOpt()
+		if rc == poptDone && len(s.leftovers) == 0 {
+			e.cmd = CmdList
+			return nil
+		}
+	}
 	if rc < 0 {
 		return p.tryHelp()
 	}
@@ -233,7 +251,6 @@ func (p *Parser) parseOptions(ctx context.Context, s *scanner, e *entry) error {
 		return p.tryHelp()
 	}
 
-	var schedFlagsArg string
 	for {
 		o, rc := s.nextOpt()
 		if rc == poptDone {

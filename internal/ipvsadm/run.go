@@ -116,6 +116,9 @@ type Runner struct {
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
+	// BatchSize is how many of -R's table commands go to D in one Apply;
+	// 0 is [DefaultBatchSize].
+	BatchSize int
 }
 
 // Run executes cmd and returns ipvsadm's exit code.
@@ -304,21 +307,51 @@ func (r *Runner) json(v any) (int, bool) {
 // line. A line ipvsadm's parser rejects ends the restore with its exit
 // code; a command the director refuses is reported and the restore goes
 // on; the exit code is the last command's.
+//
+// Table commands (-A -E -D -a -e -d -C --set) go to the director in
+// batches of r.BatchSize: when the director stops a batch at a command,
+// that command's message is printed and the rest of the batch is sent
+// again from the next command, so the table, the messages and their order
+// are those of one request per line. Any other command, and a line that
+// does not parse, first sends what is queued.
 func (r *Runner) restore(ctx context.Context) (int, bool) {
 	if r.Stdin == nil {
 		return exitOK, false
 	}
 	lines := newRestoreLines(r.Stdin)
+	b := newBatch(r.D, r.BatchSize)
 	result := exitOK
+	send := func() {
+		if len(b.ops) == 0 {
+			return
+		}
+		ok := b.flush(ctx, func(cmd Cmd, _ int, err error) bool {
+			r.report(cmd, err)
+			return true
+		})
+		result = exitOK
+		if !ok {
+			result = exitKernel
+		}
+	}
 	for {
 		words, ok := lines.next()
 		if !ok {
+			send()
 			return result, false
 		}
 		cmd, err := r.Parser.Parse(ctx, words)
 		if err != nil {
+			send()
 			return reportParse(r.Stderr, err), true
 		}
+		if op, ok := opOf(cmd); ok {
+			if b.add(op, cmd.Cmd, lines.line) {
+				send()
+			}
+			continue
+		}
+		send()
 		code, stop := r.run(ctx, cmd, true)
 		if stop {
 			return code, true

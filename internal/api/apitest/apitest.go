@@ -328,6 +328,13 @@ func (d *Director) SetTimeouts(ctx context.Context, t conn.Timeouts) error {
 	return nil
 }
 
+// Apply implements [api.Director] through the single-change methods, one
+// op at a time: each op is recorded (and fails, with [Director.Fail]) as
+// its own method, and Apply itself is not recorded.
+func (d *Director) Apply(ctx context.Context, ops []api.Op) (api.BatchResult, error) {
+	return api.ApplyEach(ctx, d, ops)
+}
+
 // StartDaemon implements [api.Director].
 func (d *Director) StartDaemon(ctx context.Context, sd api.SyncDaemon) error {
 	d.mu.Lock()

@@ -1,6 +1,7 @@
 package dataplanetest
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -28,8 +29,11 @@ func (c Call) String() string { return fmt.Sprintf("%s%v", c.Method, c.Args) }
 type Fake struct {
 	name string
 
-	mu       sync.Mutex
-	services []ipvs.ServiceState // in the order they were added
+	mu sync.Mutex
+	// services are by key, each with the sequence number that orders
+	// them as they were added: lookups are O(1) at any table size.
+	services map[ipvs.ServiceKey]*entry
+	seq      uint64
 	conns    []conn.Info
 	timeouts conn.Timeouts
 	health   error
@@ -42,6 +46,12 @@ type Fake struct {
 
 var _ dataplane.Dataplane = (*Fake)(nil)
 
+// entry is a service and when it was added.
+type entry struct {
+	seq uint64
+	st  ipvs.ServiceState
+}
+
 // New returns an empty fake data plane called name ("fake" if empty).
 func New(name string) *Fake {
 	if name == "" {
@@ -49,6 +59,7 @@ func New(name string) *Fake {
 	}
 	return &Fake{
 		name:     name,
+		services: map[ipvs.ServiceKey]*entry{},
 		timeouts: conn.DefaultTimeouts,
 		fail:     map[string]error{},
 		failNext: map[string]error{},
@@ -106,11 +117,11 @@ func (f *Fake) SetHealth(err error) {
 func (f *Fake) SetStats(k ipvs.ServiceKey, stats ipvs.Counters, rates ipvs.Rates, dests map[ipvs.DestKey]ipvs.DestState) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	i := f.find(k)
-	if i < 0 {
+	e := f.services[k]
+	if e == nil {
 		return fmt.Errorf("set stats of %s: %w", k, ipvs.ErrNoService)
 	}
-	s := &f.services[i]
+	s := &e.st
 	s.Stats, s.Rates = stats, rates
 	for j := range s.Dests {
 		if ds, ok := dests[s.Dests[j].Key()]; ok {
@@ -164,14 +175,25 @@ func (f *Fake) ResetCalls() {
 func (f *Fake) Config() []ipvs.ServiceState {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := make([]ipvs.ServiceState, len(f.services))
-	for i, s := range f.services {
-		c := ipvs.ServiceState{Service: s.Service}
-		for _, d := range s.Dests {
+	out := make([]ipvs.ServiceState, 0, len(f.services))
+	for _, e := range f.ordered() {
+		c := ipvs.ServiceState{Service: e.st.Service}
+		for _, d := range e.st.Dests {
 			c.Dests = append(c.Dests, ipvs.DestState{Destination: d.Destination})
 		}
-		out[i] = c
+		out = append(out, c)
 	}
+	return out
+}
+
+// ordered returns the services in the order they were added. The caller
+// holds f.mu.
+func (f *Fake) ordered() []*entry {
+	out := make([]*entry, 0, len(f.services))
+	for _, e := range f.services {
+		out = append(out, e)
+	}
+	slices.SortFunc(out, func(a, b *entry) int { return cmp.Compare(a.seq, b.seq) })
 	return out
 }
 
@@ -206,8 +228,12 @@ func (f *Fake) begin(method string, args ...any) error {
 	return nil
 }
 
-func (f *Fake) find(k ipvs.ServiceKey) int {
-	return slices.IndexFunc(f.services, func(s ipvs.ServiceState) bool { return s.ServiceKey == k })
+// find returns service k, nil if there is none. The caller holds f.mu.
+func (f *Fake) find(k ipvs.ServiceKey) *ipvs.ServiceState {
+	if e := f.services[k]; e != nil {
+		return &e.st
+	}
+	return nil
 }
 
 func findDest(s *ipvs.ServiceState, k ipvs.DestKey) int {
@@ -244,10 +270,11 @@ func (f *Fake) AddService(svc ipvs.Service) error {
 	if err := f.begin("AddService", svc); err != nil {
 		return err
 	}
-	if f.find(svc.ServiceKey) >= 0 {
+	if f.find(svc.ServiceKey) != nil {
 		return fmt.Errorf("fake AddService %s: %w", svc.ServiceKey, ipvs.ErrServiceExists)
 	}
-	f.services = append(f.services, ipvs.ServiceState{Service: svc})
+	f.seq++
+	f.services[svc.ServiceKey] = &entry{seq: f.seq, st: ipvs.ServiceState{Service: svc}}
 	return nil
 }
 
@@ -258,11 +285,11 @@ func (f *Fake) EditService(svc ipvs.Service) error {
 	if err := f.begin("EditService", svc); err != nil {
 		return err
 	}
-	i := f.find(svc.ServiceKey)
-	if i < 0 {
+	s := f.find(svc.ServiceKey)
+	if s == nil {
 		return fmt.Errorf("fake EditService %s: %w", svc.ServiceKey, ipvs.ErrNoService)
 	}
-	f.services[i].Service = svc
+	s.Service = svc
 	return nil
 }
 
@@ -273,11 +300,10 @@ func (f *Fake) DelService(k ipvs.ServiceKey) error {
 	if err := f.begin("DelService", k); err != nil {
 		return err
 	}
-	i := f.find(k)
-	if i < 0 {
+	if f.find(k) == nil {
 		return fmt.Errorf("fake DelService %s: %w", k, ipvs.ErrNoService)
 	}
-	f.services = slices.Delete(f.services, i, i+1)
+	delete(f.services, k)
 	return nil
 }
 
@@ -288,11 +314,10 @@ func (f *Fake) AddDest(k ipvs.ServiceKey, d ipvs.Destination) error {
 	if err := f.begin("AddDest", k, d); err != nil {
 		return err
 	}
-	i := f.find(k)
-	if i < 0 {
+	s := f.find(k)
+	if s == nil {
 		return fmt.Errorf("fake AddDest to %s: %w", k, ipvs.ErrNoService)
 	}
-	s := &f.services[i]
 	if findDest(s, d.Key()) >= 0 {
 		return fmt.Errorf("fake AddDest %s to %s: %w", d.AddrPort(), k, ipvs.ErrDestExists)
 	}
@@ -307,11 +332,10 @@ func (f *Fake) EditDest(k ipvs.ServiceKey, d ipvs.Destination) error {
 	if err := f.begin("EditDest", k, d); err != nil {
 		return err
 	}
-	i := f.find(k)
-	if i < 0 {
+	s := f.find(k)
+	if s == nil {
 		return fmt.Errorf("fake EditDest of %s: %w", k, ipvs.ErrNoService)
 	}
-	s := &f.services[i]
 	j := findDest(s, d.Key())
 	if j < 0 {
 		return fmt.Errorf("fake EditDest %s of %s: %w", d.AddrPort(), k, ipvs.ErrNoDest)
@@ -327,11 +351,10 @@ func (f *Fake) DelDest(k ipvs.ServiceKey, dk ipvs.DestKey) error {
 	if err := f.begin("DelDest", k, dk); err != nil {
 		return err
 	}
-	i := f.find(k)
-	if i < 0 {
+	s := f.find(k)
+	if s == nil {
 		return fmt.Errorf("fake DelDest of %s: %w", k, ipvs.ErrNoService)
 	}
-	s := &f.services[i]
 	j := findDest(s, dk)
 	if j < 0 {
 		return fmt.Errorf("fake DelDest %v of %s: %w", dk, k, ipvs.ErrNoDest)
@@ -347,7 +370,7 @@ func (f *Fake) Flush() error {
 	if err := f.begin("Flush"); err != nil {
 		return err
 	}
-	f.services = nil
+	clear(f.services)
 	return nil
 }
 
@@ -388,16 +411,16 @@ func (f *Fake) Zero(k *ipvs.ServiceKey) error {
 		}
 	}
 	if k == nil {
-		for i := range f.services {
-			zero(&f.services[i])
+		for _, e := range f.services {
+			zero(&e.st)
 		}
 		return nil
 	}
-	i := f.find(*k)
-	if i < 0 {
+	s := f.find(*k)
+	if s == nil {
 		return fmt.Errorf("fake Zero %s: %w", *k, ipvs.ErrNoService)
 	}
-	zero(&f.services[i])
+	zero(s)
 	return nil
 }
 
@@ -408,10 +431,11 @@ func (f *Fake) Services() ([]ipvs.ServiceState, error) {
 	if err := f.begin("Services"); err != nil {
 		return nil, err
 	}
-	out := make([]ipvs.ServiceState, len(f.services))
-	for i, s := range f.services {
+	out := make([]ipvs.ServiceState, 0, len(f.services))
+	for _, e := range f.ordered() {
+		s := e.st
 		s.Dests = slices.Clone(s.Dests)
-		out[i] = s
+		out = append(out, s)
 	}
 	return out, nil
 }
