@@ -44,7 +44,10 @@ type Engine struct {
 	// is in a service or in the trash.
 	dests   []*dest
 	freeIDs []uint32
-	trash   []*dest
+	// trash holds removed destinations whose connections live on, by
+	// service and destination key (one at most per pair: re-adding the
+	// destination revives it).
+	trash map[trashKey]*dest
 	// nodestPending: a destination was removed and ExpireNodestConn is
 	// set, so Expire must flush connections to removed destinations.
 	nodestPending bool
@@ -101,6 +104,7 @@ func New(opts Options) *Engine {
 		timeouts: conn.DefaultTimeouts.Merge(opts.Timeouts),
 		services: make(map[ipvs.ServiceKey]*service),
 		fwmarks:  make(map[fwmKey]*service),
+		trash:    make(map[trashKey]*dest),
 		conns:    conn.NewTable(opts.ConnTableSize),
 		dests:    make([]*dest, 1),
 	}
@@ -239,11 +243,18 @@ func (e *Engine) delService(s *service) {
 	s.byKey = nil
 }
 
+// trashKey names a trashed destination: the service it was removed from
+// and its own key.
+type trashKey struct {
+	svc  ipvs.ServiceKey
+	dest ipvs.DestKey
+}
+
 func (e *Engine) toTrash(d *ipvs.Dest, dd *dest) {
 	d.Available = false
 	dd.inTrash = true
 	dd.idle = false
-	e.trash = append(e.trash, dd)
+	e.trash[trashKey{dd.svcKey, d.Key()}] = dd
 	if e.opts.ExpireNodestConn {
 		e.nodestPending = true
 	}
@@ -288,15 +299,15 @@ func (e *Engine) AddDest(k ipvs.ServiceKey, d ipvs.Destination) error {
 
 // fromTrash takes the destination dk of service k out of the trash.
 func (e *Engine) fromTrash(k ipvs.ServiceKey, dk ipvs.DestKey) *dest {
-	for i, dd := range e.trash {
-		if dd.svcKey == k && dd.d.Key() == dk {
-			e.trash = slices.Delete(e.trash, i, i+1)
-			dd.inTrash = false
-			dd.idle = false
-			return dd
-		}
+	tk := trashKey{k, dk}
+	dd, ok := e.trash[tk]
+	if !ok {
+		return nil
 	}
-	return nil
+	delete(e.trash, tk)
+	dd.inTrash = false
+	dd.idle = false
+	return dd
 }
 
 func (e *Engine) allocID(dd *dest) {

@@ -58,8 +58,7 @@ func (e *Engine) flushNodest(now time.Time) {
 // expireTrash frees trashed destinations without connections once they
 // have been idle for TrashPeriod (ip_vs_dest_trash_expire).
 func (e *Engine) expireTrash(now time.Time) {
-	keep := e.trash[:0]
-	for _, dd := range e.trash {
+	for tk, dd := range e.trash {
 		switch {
 		case dd.refs > 0:
 		case !dd.idle:
@@ -69,12 +68,9 @@ func (e *Engine) expireTrash(now time.Time) {
 			e.dests[dd.id] = nil
 			e.freeIDs = append(e.freeIDs, dd.id)
 			dd.inTrash = false
-			continue
+			delete(e.trash, tk)
 		}
-		keep = append(keep, dd)
 	}
-	clear(e.trash[len(keep):])
-	e.trash = keep
 }
 
 // ConnCount returns the number of connection entries, persistence
