@@ -40,6 +40,17 @@ type Options struct {
 	PinPath string
 	// MaxConns sizes the connection table (default 262144).
 	MaxConns uint32
+	// MaxServices is the most virtual services (default 16384). Each
+	// costs ~100 B plus 40 B per CPU of counters.
+	MaxServices uint32
+	// MaxDests is the most destinations of all services together,
+	// counting removed ones whose connections still drain (default
+	// 65536). Each costs ~130 B plus 40 B per CPU of counters; a
+	// service has at most 1024.
+	MaxDests uint32
+	// MaxHashServices is the most services that use sh, dh or mh at the
+	// same time (default 256): each has an 8 KB lookup table.
+	MaxHashServices uint32
 	// SweepInterval is how often expired connections are removed and
 	// their destinations' counters decremented (default 1s).
 	SweepInterval time.Duration
@@ -56,6 +67,7 @@ type Dataplane struct {
 	objs  govsObjects
 	tab   *tables
 	links []link.Link
+	nh    *nhWatch
 
 	stop chan struct{}
 	done chan struct{}
@@ -85,15 +97,14 @@ func New(opts Options, log *slog.Logger) (*Dataplane, error) {
 		return nil, fmt.Errorf("load BPF spec: %w", err)
 	}
 	for name, m := range spec.Maps {
-		if strings.HasSuffix(name, "scratch") || name == ".rodata" || m.Name == "govs_bpf.rodata" {
+		// Per-CPU scratch and the next-hop cache are not state worth
+		// keeping: a restart starts them empty.
+		if strings.HasSuffix(name, "scratch") || name == "nexthop" || name == "nh_gen" || name == ".rodata" || m.Name == "govs_bpf.rodata" {
 			continue
 		}
 		m.Pinning = ebpf.PinByName
 	}
-	if opts.MaxConns != 0 {
-		spec.Maps["conns"].MaxEntries = opts.MaxConns
-		spec.Maps["nat"].MaxEntries = opts.MaxConns
-	}
+	setMapSizes(spec, opts)
 	d := &Dataplane{log: log, opts: opts, stop: make(chan struct{}), done: make(chan struct{})}
 	if err := spec.LoadAndAssign(&d.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: opts.PinPath}}); err != nil {
 		var ve *ebpf.VerifierError
@@ -102,13 +113,20 @@ func New(opts Options, log *slog.Logger) (*Dataplane, error) {
 		}
 		return nil, fmt.Errorf("load BPF objects (a map pinned by an incompatible version? remove %s with govsd --ebpf-remove): %w", opts.PinPath, err)
 	}
+	d.nh, err = startNHWatch(d.objs.NhGen, log)
+	if err != nil {
+		d.objs.Close()
+		return nil, fmt.Errorf("start next-hop cache: %w", err)
+	}
 	d.tab = newTables(&d.objs)
 	if err := d.tab.adopt(); err != nil {
+		d.nh.close()
 		d.objs.Close()
 		return nil, fmt.Errorf("adopt pinned state: %w", err)
 	}
 	if d.tab.timeouts == (conn.Timeouts{}) {
 		if err := d.tab.setTimeouts(conn.DefaultTimeouts); err != nil {
+			d.nh.close()
 			d.objs.Close()
 			return nil, err
 		}
@@ -131,6 +149,25 @@ func New(opts Options, log *slog.Logger) (*Dataplane, error) {
 	}
 	go d.sweeper()
 	return d, nil
+}
+
+// setMapSizes sizes the maps Options name; zero keeps the object's
+// default (structs.h). A pinned map of another size is refused at load,
+// like one of another layout.
+func setMapSizes(spec *ebpf.CollectionSpec, opts Options) {
+	set := func(n uint32, names ...string) {
+		if n == 0 {
+			return
+		}
+		for _, name := range names {
+			spec.Maps[name].MaxEntries = n
+		}
+	}
+	set(opts.MaxConns, "conns", "nat")
+	set(opts.MaxServices, "services", "svc_state", "svc_stats", "twos_rng")
+	set(opts.MaxDests, "dests", "dest_live", "dest_stats", "nexthop")
+	set(2*opts.MaxDests, "svc_dests")
+	set(opts.MaxHashServices*schedTableSlots, "sched_table")
 }
 
 // ensureBPFFS mounts a bpffs at dir unless one is there.
@@ -374,6 +411,10 @@ func (d *Dataplane) closeLocked() {
 		l.Close() // pinned: stays attached
 	}
 	d.links = nil
+	if d.nh != nil {
+		d.nh.close()
+		d.nh = nil
+	}
 	d.objs.Close()
 }
 

@@ -16,11 +16,14 @@ const DefaultPinPath = "/sys/fs/bpf/govs"
 
 // Options configure the eBPF data plane (see the Linux build).
 type Options struct {
-	Interfaces    []string
-	XDP           bool
-	PinPath       string
-	MaxConns      uint32
-	SweepInterval time.Duration
+	Interfaces      []string
+	XDP             bool
+	PinPath         string
+	MaxConns        uint32
+	MaxServices     uint32
+	MaxDests        uint32
+	MaxHashServices uint32
+	SweepInterval   time.Duration
 }
 
 // Dataplane is the eBPF data plane; it exists only on Linux.

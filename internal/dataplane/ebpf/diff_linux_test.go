@@ -25,10 +25,30 @@ func TestDiffSchedulers(t *testing.T) {
 		"mh", "mh-fallback-port", "twos", "lblc", "lblcr", "dh-fwm", "lblc-fwm", "lblcr-fwm"} {
 		for _, seed := range []uint64{1, 2, 3} {
 			t.Run(fmt.Sprintf("%s/seed%d", sched, seed), func(t *testing.T) {
-				runDiff(t, sched, seed, 400)
+				runDiff(t, sched, seed, 400, 4)
 			})
 		}
 	}
+}
+
+// TestDiffSchedulers1000 is TestDiffSchedulers at 1,000 destinations per
+// service (the list walks at their largest), for the schedulers that walk
+// the list (rr, wrr, wlc, nq, twos), hash into a table (sh, mh) or keep
+// per-address sets (lblcr).
+func TestDiffSchedulers1000(t *testing.T) {
+	for _, sched := range []string{"rr", "wrr", "wlc", "nq", "sh", "mh-fallback-port", "twos", "lblcr-fwm"} {
+		t.Run(sched, func(t *testing.T) {
+			runDiff(t, sched, 1, 300, 1000)
+		})
+	}
+}
+
+// diffRIP is the address of the diff test's i-th destination.
+func diffRIP(i int) netip.Addr {
+	if i < 250 {
+		return netip.AddrFrom4([4]byte{10, 0, 0, byte(2 + i)})
+	}
+	return netip.AddrFrom4([4]byte{10, 0, byte(i / 250), byte(2 + i%250)})
 }
 
 type diffConn struct {
@@ -36,7 +56,9 @@ type diffConn struct {
 	dst    netip.Addr
 }
 
-func runDiff(t *testing.T, schedName string, seed uint64, steps int) {
+// runDiff runs steps random packets and edits against a service with
+// ndests destinations at the start.
+func runDiff(t *testing.T, schedName string, seed uint64, steps, ndests int) {
 	f := newFixture(t)
 	// twos: the engine's first scheduler instance draws from the PCG
 	// (Seed, 1); the BPF service's PCG state is set to the same.
@@ -71,7 +93,7 @@ func runDiff(t *testing.T, schedName string, seed uint64, steps int) {
 	}
 	var dests []ipvs.Destination
 	addDest := func(i int) {
-		d := ipvs.Destination{Addr: netip.AddrFrom4([4]byte{10, 0, 0, byte(2 + i)}), Fwd: ipvs.Route, Weight: int32(rnd.IntN(4))}
+		d := ipvs.Destination{Addr: diffRIP(i), Fwd: ipvs.Route, Weight: int32(rnd.IntN(4))}
 		if rnd.IntN(3) == 0 {
 			d.Upper = uint32(2 + rnd.IntN(4))
 			if rnd.IntN(2) == 0 {
@@ -87,7 +109,7 @@ func runDiff(t *testing.T, schedName string, seed uint64, steps int) {
 		}
 		dests = append(dests, d)
 	}
-	for i := range 4 {
+	for i := range ndests {
 		addDest(i)
 	}
 
@@ -111,7 +133,8 @@ func runDiff(t *testing.T, schedName string, seed uint64, steps int) {
 		k.Family = afInet
 		var bc govsConn
 		if lerr := f.objs.Conns.Lookup(k, &bc); lerr == nil {
-			bpfDest = wordsAddr(bc.Daddr, afInet)
+			dv := (&destReader{m: f.objs.Dests}).get(bc.DestId)
+			bpfDest = wordsAddr(dv.Addr, dv.Family)
 		}
 		if err == nil && v.Action == engine.Forward {
 			engDest = v.Dest.Addr()
@@ -171,7 +194,11 @@ func runDiff(t *testing.T, schedName string, seed uint64, steps int) {
 				}
 				dests = append(dests[:i], dests[i+1:]...)
 			}
-			addDest(4 + step%200)
+			if ndests > 4 {
+				addDest(ndests + step)
+			} else {
+				addDest(4 + step%200)
+			}
 		}
 	}
 	// The counters the listing shows must agree too.

@@ -52,12 +52,46 @@
 // only rewrites MACs; TUN prepends an outer header (IPv4 for IPv4, IPv6
 // for IPv6) with bpf_skb_adjust_room, its source the address the route
 // lookup picks (BPF_FIB_LOOKUP_SRC); GUE adds UDP (no checksum) and a
-// 4-byte GUE header, the source port a flow hash. Every mode then looks
-// the realserver (or, for NAT replies, the client) up with bpf_fib_lookup
-// and redirects; an unresolved neighbour goes through bpf_redirect_neigh,
+// 4-byte GUE header, the source port a flow hash. Every mode then sends
+// the packet to the realserver by the next-hop cache (below) or, on a
+// miss and for NAT replies (to the client), by bpf_fib_lookup, and
+// redirects; an unresolved neighbour goes through bpf_redirect_neigh,
 // which resolves it (the stack cannot help for DR and TUN: the VIP is
 // local). Local destinations are passed to the stack. TTLs are not
 // decremented, as with IPVS.
+//
+// # Next-hop cache
+//
+// bpf_fib_lookup costs ~130 ns, a third of an established packet's cost,
+// and its answer for a destination rarely changes. The nexthop map keeps,
+// per destination id, what the last successful lookup for it returned
+// (egress device, MACs, MTU, the source TUN uses) and for which ingress
+// device; a packet of any connection to that destination, arriving on
+// that device, uses it. An entry is valid while its generation equals
+// nh_gen[0] and for at most a second (NH_TTL_NS); filling and reading are
+// ordered by a sequence word (odd while a CPU writes), so a reader never
+// uses half an entry.
+//
+// Correctness: the answer depends on the routes, neighbours, devices,
+// addresses, rules and forwarding sysctls of the namespace, and, through
+// rules only, on the packet's source, mark and ingress device. New
+// subscribes (nexthop_linux.go) to the rtnetlink groups of all of them
+// (neighbours, IPv4/IPv6 routes, addresses, links, rules, netconf) and
+// bumps nh_gen on every notification, lost ones (ENOBUFS) included, which
+// invalidates every entry at once; while the namespace has any rule
+// besides the three defaults (local, main, default) it writes NH_GEN_OFF
+// and the cache is off, since it is not keyed by source or mark. When a
+// realserver's neighbour entry changes (a new MAC after a failover, a
+// gratuitous ARP), the kernel updates its table and notifies; packets
+// forwarded between the change and Go's bump, a notification's latency,
+// go to the old MAC, as frames already queued would; the next one looks
+// the route up again (TestFixtureNextHopCache). A neighbour that is not
+// resolved is never cached (only BPF_FIB_LKUP_RET_SUCCESS fills), so
+// resolution still goes through bpf_redirect_neigh. The lookup's MTU check
+// (is_skb_forwardable) is repeated with the cached MTU; a packet that
+// fails it takes the full lookup. Programs loaded without New (the
+// fixtures) have no watch: entries then live for the TTL. The cache is
+// not pinned: a restart starts empty.
 //
 // ICMP errors that belong to a connection (icmp.h; ICMPv4 destination
 // unreachable, fragmentation needed included, source quench, time
@@ -75,7 +109,14 @@
 // # Connections and counters
 //
 // A connection is an entry in the conns hash keyed by the client's
-// 5-tuple (templates share the map with kind=1). Its state and flags
+// 5-tuple (templates share the map with kind=1). The value is 32 bytes:
+// deadline, state, packet counts, the destination id, the realserver port
+// and the forwarding method; the realserver's address, its tunnel
+// settings and the service's id and mark are read from dests[dest_id]
+// (an id is not reused while a connection counts on it). A NAT
+// connection has a second entry in nat, keyed by the reply's 5-tuple,
+// whose value is only the virtual address and port (with the key's
+// client they make the connection's key). Its state and flags
 // (INACTIVE, NOOUTPUT) are one word changed by compare-and-swap, using the
 // kernel's tables (conn.h): full for NAT, input-only for DR/TUN/Local. The
 // move between ActiveConn and InActConn that a state change implies is an
@@ -134,6 +175,18 @@
 // additions) through Program.Run and through package engine and requires
 // the same realserver for every new connection.
 //
+// Each service's destination list is a range of svc_dests (svc.list,
+// list_cap: a power of two from 8 to 1,024) that Go allocates first fit
+// from a pool of twice Options.MaxDests slots and moves to a larger range
+// when the list outgrows it; sh, dh and mh services also get one of
+// Options.MaxHashServices tables of sched_table. A service has at most
+// 1,024 destinations (GOVS_MAX_DESTS, the bound of the bpf_loop walks);
+// Options.MaxServices (default 16,384) and Options.MaxDests (default
+// 65,536, removed destinations still draining included) size the rest.
+// The walks are bpf_loop callbacks, so the verifier checks one iteration
+// whatever the bound; their cost grows with the list (first packet of a
+// wlc service: see docs/BENCHMARKS.md).
+//
 //   - rr, wrr: the position (and wrr's current weight) lives in svc_state
 //     and the program walks the list exactly as ip_vs_rr/ip_vs_wrr do. Go
 //     computes wrr's max weight and gcd and adjusts the position where the
@@ -181,7 +234,8 @@
 // rather than on the stack (see "Verifier notes"). The differential test
 // covers all 14 schedulers (lblc, lblcr and dh also on a firewall-mark
 // service with packets to eight addresses, so that their per-address
-// state matters); what it cannot reach is time: lblc/lblcr expiry (24 h)
+// state matters; rr, wrr, wlc, nq, sh, mh, twos and lblcr also at 1,000
+// destinations, TestDiffSchedulers1000); what it cannot reach is time: lblc/lblcr expiry (24 h)
 // is tested separately (TestLBGC), lblcr's set shrinking is not.
 //
 // # Rates
@@ -200,7 +254,11 @@
 // from them (the control plane's replay of its configuration then updates
 // them in place), and moves each pinned link to the newly loaded program
 // with link.Update, so forwarding never stops. Close leaves everything
-// pinned; Remove detaches and deletes it all.
+// pinned; Remove detaches and deletes it all. A pinned map whose layout
+// or size differs from what this build and its Options want (another
+// MaxConns, MaxServices, MaxDests, MaxHashServices, or a map of an older
+// layout) is refused with the advice to remove the pins
+// (TestNewRefusesOldPins): there is no migration.
 //
 // # Verifier notes
 //
@@ -293,7 +351,11 @@
 // DR); TestFixtureTemplateControl and TestFixtureTableFull the templates'
 // control and the full table, TestFixtureRates --rate, TestLBGC the
 // lblc expiry. TestDiffSchedulers is the differential test against
-// package engine.
+// package engine; TestFixtureNextHopCache the next-hop cache (filled,
+// used, invalidated by a neighbour change through the netlink watch, off
+// while a source rule exists); TestScaleServices 10,000 services and one
+// with 1,024 destinations; TestNewRefusesOldPins the refusal of maps
+// pinned with another layout.
 // Tier 3 (TestNetns*): client, director and two realservers on a bridge,
 // HTTP through the VIP by NAT, DR, TUN/IPIP and TUN/GUE over IPv4 and
 // IPv6, at TC and at XDP (TestNetnsXDP*: govs_xdp must have forwarded

@@ -419,7 +419,7 @@ func TestFixtureSweep(t *testing.T) {
 		t.Errorf("connections left: %v (%v)", cs, err)
 	}
 	var nk govsNatKey
-	var ck govsConnKey
+	var ck govsNatVal
 	if f.objs.Nat.Iterate().Next(&nk, &ck) {
 		t.Errorf("NAT reply entry left: %+v", nk)
 	}

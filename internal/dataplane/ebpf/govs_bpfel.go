@@ -15,22 +15,15 @@ import (
 
 type govsConn struct {
 	_         structs.HostLayout
-	Daddr     [4]uint32
 	Expires   uint64
-	Inpkts    uint64
-	Outpkts   uint64
 	Sf        uint32
 	DestId    uint32
-	SvcId     uint32
-	Fwmark    uint32
-	Dport     uint16
-	TunPort   uint16
-	Fwd       uint8
-	Dfamily   uint8
-	TunType   uint8
-	CtlMask   uint8
+	Inpkts    uint32
+	Outpkts   uint32
 	N_control uint32
-	Pad       uint32
+	Dport     uint16
+	Fwd       uint8
+	CtlMask   uint8
 }
 
 type govsConnKey struct {
@@ -58,6 +51,8 @@ type govsDest struct {
 	Family   uint8
 	TunType  uint8
 	TunFlags uint8
+	SvcId    uint32
+	Fwmark   uint32
 }
 
 type govsDestLive struct {
@@ -110,6 +105,28 @@ type govsNatKey struct {
 	Pad    uint16
 }
 
+type govsNatVal struct {
+	_     structs.HostLayout
+	Vaddr [4]uint32
+	Vport uint16
+	Pad   uint16
+}
+
+type govsNexthop struct {
+	_         structs.HostLayout
+	Filled    uint64
+	Seq       uint32
+	Gen       uint32
+	InIfindex uint32
+	Ifindex   uint32
+	Mtu       uint32
+	Src       [4]uint32
+	Dmac      [6]uint8
+	Smac      [6]uint8
+	Fwd       uint32
+	_         [4]byte
+}
+
 type govsRngState struct {
 	_  structs.HostLayout
 	Hi uint64
@@ -126,19 +143,21 @@ type govsStats struct {
 }
 
 type govsSvc struct {
-	_         structs.HostLayout
-	Id        uint32
-	Timeout   uint32
-	Flags     uint16
-	Sched     uint8
-	Netmask   uint8
-	Ndests    uint16
-	TableSize uint16
-	WrrMw     int32
-	WrrGcd    int32
-	Fwmark    uint32
-	Port      uint16
-	Pad       uint16
+	_       structs.HostLayout
+	Id      uint32
+	Timeout uint32
+	Flags   uint16
+	Sched   uint8
+	Netmask uint8
+	Ndests  uint16
+	ListCap uint16
+	WrrMw   int32
+	WrrGcd  int32
+	Fwmark  uint32
+	Port    uint16
+	Pad     uint16
+	List    uint32
+	Table   uint32
 }
 
 type govsSvcKey struct {
@@ -180,6 +199,8 @@ const (
 	govsMapLbScratch    = "lb_scratch"
 	govsMapLblc         = "lblc"
 	govsMapNat          = "nat"
+	govsMapNexthop      = "nexthop"
+	govsMapNhGen        = "nh_gen"
 	govsMapSchedScratch = "sched_scratch"
 	govsMapSchedTable   = "sched_table"
 	govsMapScratch      = "scratch"
@@ -257,6 +278,8 @@ type govsMapSpecs struct {
 	LbScratch    *ebpf.MapSpec `ebpf:"lb_scratch"`
 	Lblc         *ebpf.MapSpec `ebpf:"lblc"`
 	Nat          *ebpf.MapSpec `ebpf:"nat"`
+	Nexthop      *ebpf.MapSpec `ebpf:"nexthop"`
+	NhGen        *ebpf.MapSpec `ebpf:"nh_gen"`
 	SchedScratch *ebpf.MapSpec `ebpf:"sched_scratch"`
 	SchedTable   *ebpf.MapSpec `ebpf:"sched_table"`
 	Scratch      *ebpf.MapSpec `ebpf:"scratch"`
@@ -304,6 +327,8 @@ type govsMaps struct {
 	LbScratch    *ebpf.Map `ebpf:"lb_scratch"`
 	Lblc         *ebpf.Map `ebpf:"lblc"`
 	Nat          *ebpf.Map `ebpf:"nat"`
+	Nexthop      *ebpf.Map `ebpf:"nexthop"`
+	NhGen        *ebpf.Map `ebpf:"nh_gen"`
 	SchedScratch *ebpf.Map `ebpf:"sched_scratch"`
 	SchedTable   *ebpf.Map `ebpf:"sched_table"`
 	Scratch      *ebpf.Map `ebpf:"scratch"`
@@ -327,6 +352,8 @@ func (m *govsMaps) Close() error {
 		m.LbScratch,
 		m.Lblc,
 		m.Nat,
+		m.Nexthop,
+		m.NhGen,
 		m.SchedScratch,
 		m.SchedTable,
 		m.Scratch,

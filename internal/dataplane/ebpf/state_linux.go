@@ -29,7 +29,7 @@ func (t *tables) adopt() error {
 	}
 	it := t.objs.Services.Iterate()
 	for it.Next(&k, &v) {
-		if v.Id >= maxServices {
+		if int(v.Id) >= len(t.svcIDs) {
 			continue
 		}
 		svc := ipvs.Service{Scheduler: names[v.Sched], Timeout: v.Timeout, Netmask: v.Netmask}
@@ -46,11 +46,18 @@ func (t *tables) adopt() error {
 		svc.Persistent = v.Flags&svcFPersist != 0
 		svc.OnePacket = v.Flags&svcFOnePkt != 0
 		svc.SchedFlags = ipvs.SchedFlags(v.Flags) & (ipvs.SchedFlag1 | ipvs.SchedFlag2 | ipvs.SchedFlag3)
-		e := &svcEntry{svc: svc, id: v.Id, gcCounter: 1}
-		for i := range uint32(min(int(v.Ndests), maxDests)) {
+		e := &svcEntry{svc: svc, id: v.Id, gcCounter: 1, list: v.List, listCap: uint32(v.ListCap)}
+		if !t.lists.take(e.list, e.listCap) {
+			return fmt.Errorf("service %s: its destination list overlaps another's", svc.ServiceKey)
+		}
+		if n := schedCodes[svc.Scheduler]; n >= 8 && n <= 10 && int(v.Table) < len(t.tableIDs) {
+			e.table, e.hasTable = v.Table, true
+			t.tableIDs[v.Table] = true
+		}
+		for i := range uint32(min(int(v.Ndests), maxDests, int(e.listCap))) {
 			var id uint32
 			var dv govsDest
-			if err := t.objs.SvcDests.Lookup(v.Id*maxDests+i, &id); err != nil {
+			if err := t.objs.SvcDests.Lookup(e.list+i, &id); err != nil {
 				return fmt.Errorf("read destination list: %w", err)
 			}
 			if err := t.objs.Dests.Lookup(id, &dv); err != nil {
@@ -69,7 +76,7 @@ func (t *tables) adopt() error {
 	if err := it.Err(); err != nil {
 		return fmt.Errorf("iterate services: %w", err)
 	}
-	t.nextDest = maxD % maxDestIDs
+	t.nextDest = maxD % uint32(len(t.destIDs))
 	// The estimators start from the counters as they are: the traffic
 	// before the restart is not a rate.
 	for _, e := range t.svcs {
@@ -209,27 +216,29 @@ func (t *tables) conns(now uint64) ([]conn.Info, error) {
 		v   govsConn
 		out []conn.Info
 	)
+	dests := destReader{m: t.objs.Dests}
 	it := t.objs.Conns.Iterate()
 	for it.Next(&k, &v) {
 		if v.Expires <= now {
 			continue
 		}
+		d := dests.get(v.DestId)
 		info := conn.Info{
 			Proto:    ipvs.Protocol(k.Proto),
 			Template: k.Kind == 1,
-			FWMark:   v.Fwmark,
+			FWMark:   d.Fwmark,
 			Client:   netip.AddrPortFrom(wordsAddr(k.Src, k.Family), ntohs(k.Sport)),
 			Virtual:  netip.AddrPortFrom(wordsAddr(k.Dst, k.Family), ntohs(k.Dport)),
-			Dest:     netip.AddrPortFrom(wordsAddr(v.Daddr, v.Dfamily), ntohs(v.Dport)),
+			Dest:     netip.AddrPortFrom(wordsAddr(d.Addr, d.Family), ntohs(v.Dport)),
 			Expires:  time.Duration(v.Expires - now),
 			Fwd:      ipvs.FwdMethod(v.Fwd),
-			InPkts:   v.Inpkts,
-			OutPkts:  v.Outpkts,
+			InPkts:   uint64(v.Inpkts),
+			OutPkts:  uint64(v.Outpkts),
 		}
 		switch {
 		case info.Template:
 			info.State = "NONE"
-			if v.Fwmark != 0 {
+			if d.Fwmark != 0 {
 				info.Virtual = netip.AddrPort{}
 			}
 		case k.Proto == 17:
@@ -245,6 +254,27 @@ func (t *tables) conns(now uint64) ([]conn.Info, error) {
 		return nil, fmt.Errorf("iterate connections: %w", err)
 	}
 	return out, nil
+}
+
+// destReader reads the dests entries that connections name (their
+// realserver's address and family, their service's id and mark), each
+// once per listing.
+type destReader struct {
+	m    *ebpf.Map
+	seen map[uint32]govsDest
+}
+
+func (r *destReader) get(id uint32) govsDest {
+	if d, ok := r.seen[id]; ok {
+		return d
+	}
+	if r.seen == nil {
+		r.seen = make(map[uint32]govsDest)
+	}
+	var d govsDest
+	_ = r.m.Lookup(id, &d) // an array: every id below its size is there
+	r.seen[id] = d
+	return d
 }
 
 // sweep removes the entries that expired by now (monotonic nanoseconds)

@@ -49,15 +49,17 @@ func (d *Dataplane) SyncWalk(fn func(c *connsync.Conn, inPkts uint64, left time.
 		k govsConnKey
 		v govsConn
 	)
+	dests := destReader{m: d.objs.Dests}
 	it := d.objs.Conns.Iterate()
 	for it.Next(&k, &v) {
 		if v.Expires <= now {
 			continue
 		}
-		c := syncConnOf(&k, &v)
+		dv := dests.get(v.DestId)
+		c := syncConnOf(&k, &v, &dv)
 		switch {
 		case c.IsTemplate():
-			c.Timeout = svcTimeouts[v.SvcId]
+			c.Timeout = svcTimeouts[dv.SvcId]
 		case k.Proto == uint8(ipvs.ProtoTCP):
 			if st := int(c.State); st < len(to) {
 				c.Timeout = time.Duration(to[st]) * time.Second
@@ -69,7 +71,7 @@ func (d *Dataplane) SyncWalk(fn func(c *connsync.Conn, inPkts uint64, left time.
 		if c.Timeout == 0 {
 			c.Timeout = left.Truncate(time.Second) + time.Second
 		}
-		fn(&c, v.Inpkts, left)
+		fn(&c, uint64(v.Inpkts), left)
 	}
 	if err := it.Err(); err != nil && !errors.Is(err, ebpf.ErrIterationAborted) {
 		return fmt.Errorf("iterate connections: %w", err)
@@ -87,16 +89,17 @@ const (
 	syncKindTmpl    = 1
 )
 
-// syncConnOf renders a conns map entry as a sync entry.
-func syncConnOf(k *govsConnKey, v *govsConn) connsync.Conn {
+// syncConnOf renders a conns map entry, whose destination is d, as a
+// sync entry.
+func syncConnOf(k *govsConnKey, v *govsConn, d *govsDest) connsync.Conn {
 	c := connsync.Conn{
 		Proto:   ipvs.Protocol(k.Proto),
 		Flags:   connsync.FwdFlags(ipvs.FwdMethod(v.Fwd)),
 		State:   uint16(v.Sf & syncStateMask),
 		Client:  netip.AddrPortFrom(wordsAddr(k.Src, k.Family), ntohs(k.Sport)),
 		Virtual: netip.AddrPortFrom(wordsAddr(k.Dst, k.Family), ntohs(k.Dport)),
-		Dest:    netip.AddrPortFrom(wordsAddr(v.Daddr, v.Dfamily), ntohs(v.Dport)),
-		FWMark:  v.Fwmark,
+		Dest:    netip.AddrPortFrom(wordsAddr(d.Addr, d.Family), ntohs(v.Dport)),
+		FWMark:  d.Fwmark,
 	}
 	if k.Kind == syncKindTmpl {
 		c.Flags |= connsync.FlagTemplate
@@ -148,7 +151,8 @@ func (t *syncTable) Lookup(c *connsync.Conn) (connsync.Conn, bool) {
 	if err := t.d.objs.Conns.Lookup(&k, &v); err != nil || v.Expires <= monotonicNow() {
 		return connsync.Conn{}, false
 	}
-	return syncConnOf(&k, &v), true
+	dests := destReader{m: t.d.objs.Dests}
+	return syncConnOf(&k, &v, new(dests.get(v.DestId))), true
 }
 
 // ErrSyncNoDest is returned for a synced entry whose service or
@@ -222,15 +226,9 @@ func syncArgs(c *connsync.Conn, e *svcEntry, de *destEntry) govsSyncArgs {
 	a := govsSyncArgs{
 		Key: syncKeyOf(c),
 		C: govsConn{
-			Daddr:   addrWords(de.d.Addr),
-			DestId:  de.id,
-			SvcId:   e.id,
-			Fwmark:  e.svc.FWMark,
-			Dport:   htons(dport),
-			TunPort: htons(de.d.TunPort),
-			Fwd:     uint8(fwd),
-			Dfamily: family(ipvs.FamilyOf(de.d.Addr)),
-			TunType: uint8(de.d.TunType),
+			DestId: de.id,
+			Dport:  htons(dport),
+			Fwd:    uint8(fwd),
 		},
 		Timeout: uint64(c.Timeout),
 	}

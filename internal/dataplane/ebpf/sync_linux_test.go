@@ -94,7 +94,7 @@ func TestSyncTableAndWalk(t *testing.T) {
 		t.Errorf("SyncWalk = %+v", seen)
 	}
 	var nk govsNatKey
-	var ck govsConnKey
+	var ck govsNatVal
 	nk = govsNatKey{Src: addrWords(nat.Dest.Addr()), Dst: addrWords(nat.Client.Addr()), Sport: htons(8080), Dport: htons(2000), Proto: 6, Family: afInet}
 	if err := d.objs.Nat.Lookup(&nk, &ck); err != nil {
 		t.Errorf("NAT reply entry: %v", err)

@@ -60,8 +60,9 @@ func TestSyncProgram(t *testing.T) {
 		t.Fatalf("NAT reply entry after install: %v", err)
 	}
 	run(syncOpUpdate, nat, syncDUpdated|syncDNAT)
-	var ck govsConnKey
-	if err := f.objs.Nat.Lookup(&nk, &ck); err != nil || ck != syncKeyOf(&nat) {
+	var ck govsNatVal
+	if sk := syncKeyOf(&nat); f.objs.Nat.Lookup(&nk, &ck) != nil || ck.Vaddr != sk.Dst || ck.Vport != sk.Dport {
+		err := f.objs.Nat.Lookup(&nk, &ck)
 		t.Errorf("NAT reply entry after update: %+v, %v", ck, err)
 	}
 	// Install of an entry that is there is an update: counted once.
@@ -295,7 +296,8 @@ func checkN_control(t *testing.T, f *fixture) {
 			continue
 		}
 		if v.Sf&0x0400 != 0 {
-			c := syncConnOf(&k, &v)
+			dv := (&destReader{m: f.objs.Dests}).get(v.DestId)
+			c := syncConnOf(&k, &v, &dv)
 			tk := syncKeyOf(&connsync.Conn{Proto: c.Proto, Flags: connsync.FlagTemplate,
 				Client: netip.AddrPortFrom(c.Client.Addr(), 0), Virtual: c.Virtual})
 			want[tk]++

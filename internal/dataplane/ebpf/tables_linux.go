@@ -18,11 +18,11 @@ import (
 	"github.com/govs/govs/internal/stats"
 )
 
-// Limits of the BPF maps (structs.h).
+// Limits of the BPF programs (structs.h). The map sizes (services,
+// destination ids, list slots, sh/dh/mh tables) are the loaded maps'
+// (Options), read back by newTables.
 const (
-	maxServices   = 256
-	maxDests      = 32 // per service
-	maxDestIDs    = maxServices * maxDests
+	maxDests      = 1024 // per service: the schedulers' loop bound
 	numTimeouts   = 16
 	timeoutUDP    = 11
 	connFInact    = 0x0100
@@ -55,6 +55,11 @@ type svcEntry struct {
 	svc   ipvs.Service
 	id    uint32
 	dests []*destEntry // the kernel's order: newest first
+	// list, listCap: the service's range of svc_dests.
+	list, listCap uint32
+	// table: the service's sh/dh/mh table in sched_table (hasTable).
+	table    uint32
+	hasTable bool
 	// lblc/lblcr garbage collection: the next minute tick (monotonic ns,
 	// 0: not started) and the kernel's tick counter.
 	gcNext    uint64
@@ -79,6 +84,8 @@ type tables struct {
 	svcs     map[ipvs.ServiceKey]*svcEntry
 	svcIDs   []bool // in use
 	destIDs  []bool // in use by a configured destination
+	tableIDs []bool // sched_table tables in use
+	lists    *slotAlloc
 	nextDest uint32
 	timeouts conn.Timeouts
 	// clock schedules the rate estimator's two-second samples.
@@ -92,10 +99,12 @@ type tables struct {
 
 func newTables(objs *govsObjects) *tables {
 	return &tables{
-		objs:    objs,
-		svcs:    make(map[ipvs.ServiceKey]*svcEntry),
-		svcIDs:  make([]bool, maxServices),
-		destIDs: make([]bool, maxDestIDs),
+		objs:     objs,
+		svcs:     make(map[ipvs.ServiceKey]*svcEntry),
+		svcIDs:   make([]bool, objs.SvcState.MaxEntries()),
+		destIDs:  make([]bool, objs.Dests.MaxEntries()),
+		tableIDs: make([]bool, objs.SchedTable.MaxEntries()/schedTableSlots),
+		lists:    newSlotAlloc(objs.SvcDests.MaxEntries()),
 	}
 }
 
@@ -202,16 +211,17 @@ func (t *tables) allocSvcID() (uint32, error) {
 			return uint32(i), nil
 		}
 	}
-	return 0, fmt.Errorf("ebpf data plane: more than %d services", maxServices)
+	return 0, fmt.Errorf("ebpf data plane: more than %d services (raise Options.MaxServices)", len(t.svcIDs))
 }
 
 // allocDestID returns an id no configured destination and no connection
 // uses. Ids are handed out round robin so that a removed destination's id
 // (whose connections drain) is reused as late as possible.
 func (t *tables) allocDestID() (uint32, error) {
-	for range maxDestIDs {
+	n := uint32(len(t.destIDs))
+	for range n {
 		id := t.nextDest
-		t.nextDest = (t.nextDest + 1) % maxDestIDs
+		t.nextDest = (t.nextDest + 1) % n
 		if t.destIDs[id] {
 			continue
 		}
@@ -228,10 +238,14 @@ func (t *tables) allocDestID() (uint32, error) {
 		if err := zeroPerCPU(t.objs.DestStats, id); err != nil {
 			return 0, err
 		}
+		// The id's next hop was another destination's.
+		if err := t.objs.Nexthop.Update(id, govsNexthop{}, ebpf.UpdateAny); err != nil {
+			return 0, fmt.Errorf("reset next hop: %w", err)
+		}
 		t.destIDs[id] = true
 		return id, nil
 	}
-	return 0, fmt.Errorf("ebpf data plane: more than %d destinations", maxDestIDs)
+	return 0, fmt.Errorf("ebpf data plane: more than %d destinations in all services, counting removed ones whose connections drain (raise Options.MaxDests)", n)
 }
 
 func zeroPerCPU(m *ebpf.Map, key uint32) error {
@@ -256,6 +270,9 @@ func (t *tables) svcValue(e *svcEntry) govsSvc {
 		Ndests:  uint16(len(e.dests)),
 		Fwmark:  s.FWMark,
 		Port:    htons(s.Port),
+		List:    e.list,
+		ListCap: uint16(e.listCap),
+		Table:   e.table,
 	}
 	v.WrrMw, v.WrrGcd = wrrParams(e.dests)
 	return v
@@ -295,20 +312,48 @@ func (t *tables) writeSvc(e *svcEntry) error {
 	return nil
 }
 
+// writeList writes e's destination list to its range of svc_dests,
+// first moving it to a larger range if it outgrew its own. The caller
+// then writes the service, whose list, list_cap and ndests tell BPF
+// where to read; a packet scheduled in the instant between the two sees
+// the old service value with the new list (as it did when lists were
+// written in place), and a moved list's old range is not written again
+// until another service is given it.
 func (t *tables) writeList(e *svcEntry) error {
 	if err := t.writeTable(e); err != nil {
 		return err
 	}
-	for i := range maxDests {
-		id := uint32(0)
-		if i < len(e.dests) {
-			id = e.dests[i].id
+	if need := listCap(len(e.dests)); e.listCap < need {
+		off, ok := t.lists.alloc(need)
+		if !ok {
+			return fmt.Errorf("ebpf data plane: no room for the destination list of %s (%d slots; raise Options.MaxDests)", e.svc.ServiceKey, need)
 		}
-		if err := t.objs.SvcDests.Update(e.id*maxDests+uint32(i), id, ebpf.UpdateAny); err != nil {
-			return fmt.Errorf("update destination list of %s: %w", e.svc.ServiceKey, err)
-		}
+		t.lists.release(e.list, e.listCap)
+		e.list, e.listCap = off, need
+	}
+	if len(e.dests) == 0 {
+		return nil
+	}
+	keys := make([]uint32, len(e.dests))
+	ids := make([]uint32, len(e.dests))
+	for i, d := range e.dests {
+		keys[i] = e.list + uint32(i)
+		ids[i] = d.id
+	}
+	if _, err := t.objs.SvcDests.BatchUpdate(keys, ids, nil); err != nil {
+		return fmt.Errorf("update destination list of %s: %w", e.svc.ServiceKey, err)
 	}
 	return nil
+}
+
+// freeList gives e's list range and table back.
+func (t *tables) freeList(e *svcEntry) {
+	t.lists.release(e.list, e.listCap)
+	e.list, e.listCap = 0, 0
+	if e.hasTable {
+		t.tableIDs[e.table] = false
+		e.table, e.hasTable = 0, false
+	}
 }
 
 // writeTable stores the lookup table of sh, dh and mh, built by package
@@ -316,14 +361,26 @@ func (t *tables) writeList(e *svcEntry) error {
 func (t *tables) writeTable(e *svcEntry) error {
 	name := e.svc.Scheduler
 	if name != "sh" && name != "dh" && name != "mh" {
+		if e.hasTable {
+			t.tableIDs[e.table] = false
+			e.table, e.hasTable = 0, false
+		}
 		return nil
 	}
+	if !e.hasTable {
+		i := slices.Index(t.tableIDs, false)
+		if i < 0 {
+			return fmt.Errorf("ebpf data plane: more than %d services with sh, dh or mh (raise Options.MaxHashServices)", len(t.tableIDs))
+		}
+		t.tableIDs[i] = true
+		e.table, e.hasTable = uint32(i), true
+	}
 	list := make([]*ipvs.Dest, len(e.dests))
-	idx := make(map[*ipvs.Dest]uint8, len(e.dests))
+	idx := make(map[*ipvs.Dest]uint16, len(e.dests))
 	for i, d := range e.dests {
 		list[i] = ipvs.NewDest(d.d)
 		list[i].LastWeight = d.last
-		idx[list[i]] = uint8(i)
+		idx[list[i]] = uint16(i)
 	}
 	n, err := sched.Lookup(name)
 	if err != nil {
@@ -341,10 +398,10 @@ func (t *tables) writeTable(e *svcEntry) error {
 		return fmt.Errorf("scheduler %s exports no table", name)
 	}
 	keys := make([]uint32, len(table))
-	vals := make([]uint8, len(table))
+	vals := make([]uint16, len(table))
 	for i, d := range table {
-		keys[i] = e.id*schedTableSlots + uint32(i)
-		vals[i] = 0xff
+		keys[i] = e.table*schedTableSlots + uint32(i)
+		vals[i] = 0xffff
 		if j, ok := idx[d]; ok {
 			vals[i] = j
 		}
@@ -359,7 +416,9 @@ func (t *tables) writeTable(e *svcEntry) error {
 	return nil
 }
 
-func destValue(d ipvs.Destination, avail bool) govsDest {
+// destValue is d's dests entry in service e (whose id and mark
+// connections find through it).
+func destValue(e *svcEntry, d ipvs.Destination, avail bool) govsDest {
 	v := govsDest{
 		Addr:     addrWords(d.Addr),
 		Weight:   d.Weight,
@@ -371,6 +430,8 @@ func destValue(d ipvs.Destination, avail bool) govsDest {
 		Family:   family(ipvs.FamilyOf(d.Addr)),
 		TunType:  uint8(d.TunType),
 		TunFlags: uint8(d.TunFlags),
+		SvcId:    e.id,
+		Fwmark:   e.svc.FWMark,
 	}
 	if avail {
 		v.Flags = destFAvail
@@ -472,7 +533,7 @@ func (t *tables) delService(k ipvs.ServiceKey) error {
 		return fmt.Errorf("delete service %s: %w", k, err)
 	}
 	for _, d := range e.dests {
-		if err := t.retireDest(d); err != nil {
+		if err := t.retireDest(e, d); err != nil {
 			return err
 		}
 	}
@@ -480,6 +541,7 @@ func (t *tables) delService(k ipvs.ServiceKey) error {
 		return err
 	}
 	t.svcIDs[e.id] = false
+	t.freeList(e)
 	delete(t.svcs, k)
 	return nil
 }
@@ -487,8 +549,8 @@ func (t *tables) delService(k ipvs.ServiceKey) error {
 // retireDest marks d unavailable: its connections continue, persistence
 // templates pointing at it are not used again, and its id is reused once
 // no connection counts on it.
-func (t *tables) retireDest(d *destEntry) error {
-	if err := t.objs.Dests.Update(d.id, destValue(d.d, false), ebpf.UpdateAny); err != nil {
+func (t *tables) retireDest(e *svcEntry, d *destEntry) error {
+	if err := t.objs.Dests.Update(d.id, destValue(e, d.d, false), ebpf.UpdateAny); err != nil {
 		return fmt.Errorf("retire destination %s: %w", d.d.AddrPort(), err)
 	}
 	t.destIDs[d.id] = false
@@ -507,13 +569,13 @@ func (t *tables) addDest(k ipvs.ServiceKey, d ipvs.Destination) error {
 		return fmt.Errorf("destination %s: %w", d.AddrPort(), ipvs.ErrDestExists)
 	}
 	if len(e.dests) >= maxDests {
-		return fmt.Errorf("ebpf data plane: service %s has %d destinations, the most it can forward to", k, maxDests)
+		return fmt.Errorf("ebpf data plane: service %s has %d destinations, the most a service can have", k, maxDests)
 	}
 	id, err := t.allocDestID()
 	if err != nil {
 		return err
 	}
-	if err := t.objs.Dests.Update(id, destValue(d, true), ebpf.UpdateAny); err != nil {
+	if err := t.objs.Dests.Update(id, destValue(e, d, true), ebpf.UpdateAny); err != nil {
 		return fmt.Errorf("add destination %s: %w", d.AddrPort(), err)
 	}
 	st, err := t.state(e)
@@ -564,7 +626,7 @@ func (t *tables) editDest(k ipvs.ServiceKey, d ipvs.Destination) error {
 	if d.Weight != 0 {
 		de.last = d.Weight
 	}
-	if err := t.objs.Dests.Update(de.id, destValue(d, true), ebpf.UpdateAny); err != nil {
+	if err := t.objs.Dests.Update(de.id, destValue(e, d, true), ebpf.UpdateAny); err != nil {
 		return fmt.Errorf("edit destination %s: %w", d.AddrPort(), err)
 	}
 	// Thresholds changed: recompute the overload flag (UpdateOverload).
@@ -632,7 +694,7 @@ func (t *tables) delDest(k ipvs.ServiceKey, dk ipvs.DestKey) error {
 	if err := t.writeSvc(e); err != nil {
 		return err
 	}
-	return t.retireDest(d)
+	return t.retireDest(e, d)
 }
 
 func (t *tables) flush() error {

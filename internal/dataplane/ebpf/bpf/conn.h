@@ -205,15 +205,82 @@ __attribute__((noinline)) int conn_update(struct conn *c, __u32 proto, __u32 dir
 	return 0;
 }
 
-static __always_inline void nat_key_of(struct nat_key *nk, const struct conn_key *k, const struct conn *c)
+/* cview is what forwarding needs of a connection: its entry joined with
+ * its destination (cview_of). */
+struct cview {
+	__u32 daddr[4];
+	__u32 dest_id;
+	__u32 svc_id;
+	__u16 dport;
+	__u16 tun_port;
+	__u8 fwd;
+	__u8 dfamily;
+	__u8 tun_type;
+	__u8 pad;
+};
+
+static __always_inline int cview_of(struct cview *v, const struct conn *c)
 {
-	__builtin_memcpy(nk->src, c->daddr, 16);
+	__u32 did = c->dest_id;
+	struct dest *d = bpf_map_lookup_elem(&dests, &did);
+	if (!d)
+		return -1;
+	__builtin_memcpy(v->daddr, d->addr, 16);
+	v->dest_id = did;
+	v->svc_id = d->svc_id;
+	v->dport = c->dport;
+	v->tun_port = d->tun_port;
+	v->fwd = c->fwd;
+	v->dfamily = d->family;
+	v->tun_type = d->tun_type;
+	v->pad = 0;
+	return 0;
+}
+
+/* nat_key_of is the NAT reply key of connection k, c; -1 if its
+ * destination is gone. */
+static __always_inline int nat_key_of(struct nat_key *nk, const struct conn_key *k, const struct conn *c)
+{
+	__u32 did = c->dest_id;
+	struct dest *d = bpf_map_lookup_elem(&dests, &did);
+	if (!d)
+		return -1;
+	__builtin_memcpy(nk->src, d->addr, 16);
 	__builtin_memcpy(nk->dst, k->src, 16);
 	nk->sport = c->dport;
 	nk->dport = k->sport;
 	nk->proto = k->proto;
 	nk->family = k->family;
 	nk->pad = 0;
+	return 0;
+}
+
+static __always_inline void nat_val_of(struct nat_val *nv, const struct conn_key *k)
+{
+	__builtin_memcpy(nv->vaddr, k->dst, 16);
+	nv->vport = k->dport;
+	nv->pad = 0;
+}
+
+/* conn_key_of_nat rebuilds the connection's key from a NAT reply's. */
+static __always_inline void conn_key_of_nat(struct conn_key *k, const struct nat_key *nk, const struct nat_val *nv)
+{
+	__builtin_memcpy(k->src, nk->dst, 16);
+	__builtin_memcpy(k->dst, nv->vaddr, 16);
+	k->sport = nk->dport;
+	k->dport = nv->vport;
+	k->proto = nk->proto;
+	k->family = nk->family;
+	k->kind = CONN_KIND_CONN;
+	k->pad = 0;
+}
+
+/* conn_fwmark is the firewall mark of c's service (0 if none). */
+static __always_inline __u32 conn_fwmark(const struct conn *c)
+{
+	__u32 did = c->dest_id;
+	struct dest *d = bpf_map_lookup_elem(&dests, &did);
+	return d ? d->fwmark : 0;
 }
 
 static __always_inline void mask_addr(__u32 *a, __u8 family, __u8 bits)
@@ -242,8 +309,9 @@ static __always_inline void template_key_of(struct conn_key *tk, const struct co
 	tk->family = k->family;
 	__builtin_memcpy(tk->src, k->src, 16);
 	mask_addr(tk->src, k->family, c->ctl_mask);
-	if (c->fwmark) {
-		tk->dst[0] = bpf_htonl(c->fwmark);
+	__u32 fwmark = conn_fwmark(c);
+	if (fwmark) {
+		tk->dst[0] = bpf_htonl(fwmark);
 		return;
 	}
 	tk->proto = k->proto;
@@ -286,8 +354,8 @@ __attribute__((noinline)) int conn_remove(struct conn_key *k)
 	}
 	if (cc.fwd == FWD_MASQ) {
 		struct nat_key nk;
-		nat_key_of(&nk, &kk, &cc);
-		bpf_map_delete_elem(&nat, &nk);
+		if (nat_key_of(&nk, &kk, &cc) == 0)
+			bpf_map_delete_elem(&nat, &nk);
 	}
 	return 1;
 }

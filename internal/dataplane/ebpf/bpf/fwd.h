@@ -21,6 +21,7 @@
 #include "maps.h"
 #include "parse.h"
 #include "csum.h"
+#include "conn.h"
 
 #define BPF_F_PSEUDO_HDR_ (1ULL << 4)
 
@@ -112,6 +113,100 @@ static __always_inline int send(struct __sk_buff *skb, struct bpf_fib_lookup *fi
 	return TC_ACT_SHOT;
 }
 
+/*
+ * The next-hop cache. A route lookup's answer for a destination depends on
+ * the routing tables, the neighbour table, the devices and their
+ * addresses, the rules and the forwarding sysctls, and (through rules
+ * only) on the packet's source, mark and ingress device. The entry keeps
+ * the answer for (destination, ingress device); Go bumps nh_gen on every
+ * netlink notification about neighbours, routes, addresses, links, rules
+ * and netconf, and switches the cache off while any rule other than the
+ * three default ones exists, so the source and mark cannot matter. NH_TTL
+ * bounds an entry's life should a notification be lost. A neighbour that
+ * changes its MAC: the kernel updates its table and notifies, Go bumps
+ * nh_gen, and the next packet looks the route up again; packets in
+ * between (the notification's latency, well under a millisecond) go to
+ * the old MAC, as packets already queued on the stack's path would. An
+ * entry is filled only from a lookup that succeeded (resolved neighbour),
+ * so an unresolved one keeps going through bpf_redirect_neigh.
+ *
+ * The MTU check the lookup makes for the skb (is_skb_forwardable) is
+ * repeated on a hit with the cached MTU; a packet that fails it takes the
+ * full lookup, whose answer decides as before.
+ */
+#define NH_TTL_NS (1000000000ULL)
+
+/* nh_get copies the valid entry of destination did for a packet that
+ * arrived on in_ifindex into *out; 0 on success. Writers make seq odd
+ * while they write, so a copy taken across a write is refused. */
+static __always_inline int nh_get(__u32 did, __u32 fwd, __u32 in_ifindex, __u64 now, struct nexthop *out)
+{
+	__u32 zero = 0;
+	__u32 *gen = bpf_map_lookup_elem(&nh_gen, &zero);
+	struct nexthop *nh = bpf_map_lookup_elem(&nexthop, &did);
+	if (!gen || !nh)
+		return -1;
+	__u32 g = *gen;
+	__u32 seq = *(volatile __u32 *)&nh->seq;
+	if (g == NH_GEN_OFF || seq == 0 || (seq & 1))
+		return -1;
+	asm volatile("" ::: "memory");
+	*out = *nh;
+	asm volatile("" ::: "memory");
+	if (*(volatile __u32 *)&nh->seq != seq)
+		return -1;
+	if (out->gen != g || out->in_ifindex != in_ifindex || out->fwd != fwd || now - out->filled > NH_TTL_NS)
+		return -1;
+	return 0;
+}
+
+/* nh_fill records a successful lookup for destination did. */
+static __always_inline void nh_fill(__u32 did, __u32 fwd, __u32 in_ifindex, __u64 now,
+				    const struct bpf_fib_lookup *fib)
+{
+	__u32 zero = 0;
+	__u32 *gen = bpf_map_lookup_elem(&nh_gen, &zero);
+	struct nexthop *nh = bpf_map_lookup_elem(&nexthop, &did);
+	if (!gen || !nh || *gen == NH_GEN_OFF)
+		return;
+	__u32 seq = nh->seq;
+	if (seq & 1)
+		return; /* another CPU is writing it */
+	if (__sync_val_compare_and_swap(&nh->seq, seq, seq + 1) != seq)
+		return;
+	nh->gen = *gen;
+	nh->fwd = fwd;
+	nh->filled = now;
+	nh->in_ifindex = in_ifindex;
+	nh->ifindex = fib->ifindex;
+	nh->mtu = fib->mtu_result;
+	if (fib->family == AF_INET) {
+		nh->src[0] = fib->ipv4_src;
+		nh->src[1] = nh->src[2] = nh->src[3] = 0;
+	} else {
+		__builtin_memcpy(nh->src, fib->ipv6_src, 16);
+	}
+	__builtin_memcpy(nh->dmac, fib->dmac, 6);
+	__builtin_memcpy(nh->smac, fib->smac, 6);
+	__sync_fetch_and_add(&nh->seq, 1);
+}
+
+/* nh_fits is the lookup's MTU check (is_skb_forwardable) against the
+ * cached MTU: a GSO packet is segmented later, anything else must fit
+ * the MTU plus the link and a VLAN header. */
+static __always_inline int nh_fits(const struct __sk_buff *skb, const struct nexthop *nh)
+{
+	return skb->len <= nh->mtu + 14 + 4 || skb->gso_size;
+}
+
+/* nh_send sends the packet by a cached next hop. */
+static __always_inline int nh_send(struct __sk_buff *skb, const struct nexthop *nh)
+{
+	if (bpf_skb_store_bytes(skb, 0, nh->dmac, 12, 0))
+		return TC_ACT_SHOT;
+	return bpf_redirect(nh->ifindex, 0);
+}
+
 /* GUE source port: a hash of the inner flow in the ephemeral range, like
  * udp_flow_src_port, but deterministic (no per-boot seed) so fixtures can
  * state it. */
@@ -133,7 +228,7 @@ struct gue_hdr {
 
 /* encap prepends an outer IPv4 or IPv6 header (and UDP+GUE for GUE) from
  * src to the realserver dst. The outer family is the inner family. */
-static __always_inline int encap(struct __sk_buff *skb, const struct pkt *p, const struct conn *c,
+static __always_inline int encap(struct __sk_buff *skb, const struct pkt *p, const struct cview *c,
 				 const __u32 *src)
 {
 	int gue = c->tun_type == TUN_GUE;

@@ -39,11 +39,14 @@ struct scratch {
 	struct conn_key tk;
 	struct nat_key nk;
 	struct conn nc;
-	struct conn cc;
+	struct cview cc;
+	struct nat_val nv;
 	struct dest d;
 	struct svc sv;
 	struct bpf_fib_lookup fib;
 	struct icmp_info ic;
+	struct nexthop nh;
+	__u64 now; /* bpf_ktime_get_ns() of this packet */
 	__u32 did;
 	__u32 ctl; /* pick: the connection goes under template tk */
 };
@@ -114,24 +117,47 @@ __attribute__((noinline)) int forward_in(struct __sk_buff *skb, struct scratch *
 	if (!x)
 		return TC_ACT_SHOT;
 	struct pkt *p = &x->p;
-	const struct conn *c = &x->cc;
+	const struct cview *c = &x->cc;
 	struct bpf_fib_lookup *fib = &x->fib;
 	long rc;
 
+	struct nexthop *nh = &x->nh;
+	__u32 in = skb->ifindex;
+	int hit;
+
 	count(CTR_FWD_IN);
-	switch (c->fwd) {
-	case FWD_LOCAL:
+	if (c->fwd == FWD_LOCAL) {
 		count(CTR_LOCAL);
 		return TC_ACT_OK;
+	}
+	hit = nh_get(c->dest_id, c->fwd, in, x->now, nh) == 0 && nh_fits(skb, nh);
+	switch (c->fwd) {
 	case FWD_MASQ:
 		if (nat_rewrite(skb, p, 1, c->daddr, c->dport))
 			return TC_ACT_SHOT;
+		if (hit)
+			return nh_send(skb, nh);
 		rc = route_lookup(skb, fib, p->family, p->src, c->daddr, p->proto, 0);
+		if (rc == BPF_FIB_LKUP_RET_SUCCESS)
+			nh_fill(c->dest_id, c->fwd, in, x->now, fib);
 		return send(skb, fib, rc, 1);
 	case FWD_ROUTE:
+		if (hit)
+			return nh_send(skb, nh);
 		rc = route_lookup(skb, fib, p->family, p->src, c->daddr, p->proto, 0);
+		if (rc == BPF_FIB_LKUP_RET_SUCCESS)
+			nh_fill(c->dest_id, c->fwd, in, x->now, fib);
 		return send(skb, fib, rc, 0);
 	case FWD_TUNNEL: {
+		__u32 src[4] = {};
+		if (hit) {
+			__builtin_memcpy(src, nh->src, 16);
+			if (encap(skb, p, c, src)) {
+				count(CTR_DROP_ENCAP);
+				return TC_ACT_SHOT;
+			}
+			return nh_send(skb, nh);
+		}
 		__u32 zero[4] = {};
 		rc = route_lookup(skb, fib, p->family, zero, c->daddr, p->family == AF_INET ? IPPROTO_IPIP : IPPROTO_IPV6,
 				  BPF_FIB_LOOKUP_SRC);
@@ -139,7 +165,8 @@ __attribute__((noinline)) int forward_in(struct __sk_buff *skb, struct scratch *
 			count(CTR_DROP_FIB);
 			return TC_ACT_SHOT;
 		}
-		__u32 src[4] = {};
+		if (rc == BPF_FIB_LKUP_RET_SUCCESS)
+			nh_fill(c->dest_id, c->fwd, in, x->now, fib);
 		if (p->family == AF_INET)
 			src[0] = fib->ipv4_src;
 		else
@@ -179,6 +206,7 @@ __attribute__((noinline)) int icmp_error(struct __sk_buff *skb, struct scratch *
 {
 	if (!x)
 		return TC_ACT_OK;
+	x->now = now;
 	struct pkt *p = &x->p;
 	struct icmp_info *ic = &x->ic;
 	struct bpf_fib_lookup *fib = &x->fib;
@@ -197,12 +225,12 @@ __attribute__((noinline)) int icmp_error(struct __sk_buff *skb, struct scratch *
 	nk->family = p->family;
 	nk->pad = 0;
 	struct conn_key *k = &x->k;
-	struct conn_key *pk = bpf_map_lookup_elem(&nat, nk);
-	if (pk) {
-		*k = *pk;
+	struct nat_val *nv = bpf_map_lookup_elem(&nat, nk);
+	if (nv) {
+		conn_key_of_nat(k, nk, nv);
 		struct conn *c = bpf_map_lookup_elem(&conns, k);
-		if (c && c->expires > now) {
-			add_stats(c->svc_id, c->dest_id, 1, p->ip_len, 0);
+		if (c && c->expires > now && cview_of(&x->cc, c) == 0) {
+			add_stats(x->cc.svc_id, c->dest_id, 1, p->ip_len, 0);
 			count(CTR_ICMP_OUT);
 			if (icmp_rewrite(skb, p, ic, 0, k->dst, k->dport))
 				return TC_ACT_SHOT;
@@ -222,13 +250,12 @@ __attribute__((noinline)) int icmp_error(struct __sk_buff *skb, struct scratch *
 	k->kind = CONN_KIND_CONN;
 	k->pad = 0;
 	struct conn *c = bpf_map_lookup_elem(&conns, k);
-	if (!c || c->expires <= now) {
+	if (!c || c->expires <= now || cview_of(&x->cc, c)) {
 		count(CTR_PASS_PROTO);
 		return TC_ACT_OK;
 	}
-	add_stats(c->svc_id, c->dest_id, 0, p->ip_len, 0);
+	add_stats(x->cc.svc_id, c->dest_id, 0, p->ip_len, 0);
 	count(CTR_ICMP_IN);
-	x->cc = *c;
 	if (x->cc.fwd != FWD_MASQ)
 		return forward_in(skb, x);
 	if (icmp_rewrite(skb, p, ic, 1, x->cc.daddr, x->cc.dport))
@@ -242,7 +269,7 @@ static __always_inline int dest_of(const struct svc *s, int i, __u32 *id, struct
 {
 	if (i < 0 || i >= GOVS_MAX_DESTS)
 		return -1;
-	__u32 slot = s->id * GOVS_MAX_DESTS + i;
+	__u32 slot = s->list + i;
 	__u32 *pid = bpf_map_lookup_elem(&svc_dests, &slot);
 	if (!pid)
 		return -1;
@@ -330,13 +357,9 @@ __attribute__((noinline)) int pick(struct scratch *x, __u64 now)
 		return -1;
 	struct conn *nt = &x->nc;
 	__builtin_memset(nt, 0, sizeof(*nt));
-	__builtin_memcpy(nt->daddr, d->addr, 16);
 	nt->dport = d->port;
 	nt->fwd = d->fwd;
-	nt->dfamily = d->family;
 	nt->dest_id = *id;
-	nt->svc_id = s->id;
-	nt->fwmark = s->fwmark;
 	nt->expires = now + (__u64)s->timeout * NSEC_PER_SEC;
 	if (bpf_map_update_elem(&conns, tk, nt, BPF_NOEXIST) == 0) {
 		bind_dest(*id, 1, 0);
@@ -381,15 +404,14 @@ __attribute__((noinline)) int classify(struct scratch *x, __u32 mark, __u64 now)
 	nk->family = p->family;
 	nk->pad = 0;
 	struct conn_key *k = &x->k;
-	struct conn_key *pk = bpf_map_lookup_elem(&nat, nk);
-	if (pk) {
-		*k = *pk;
+	struct nat_val *nv = bpf_map_lookup_elem(&nat, nk);
+	if (nv) {
+		conn_key_of_nat(k, nk, nv);
 		struct conn *c = bpf_map_lookup_elem(&conns, k);
-		if (c && c->expires > now) {
+		if (c && c->expires > now && cview_of(&x->cc, c) == 0) {
 			conn_update(c, p->proto, DIR_OUT, p->tcp_flags, now);
 			__sync_fetch_and_add(&c->outpkts, 1);
-			add_stats(c->svc_id, c->dest_id, 1, p->ip_len, 0);
-			x->cc = *c;
+			add_stats(x->cc.svc_id, c->dest_id, 1, p->ip_len, 0);
 			return CL_OUT;
 		}
 		if (c)
@@ -423,10 +445,11 @@ __attribute__((noinline)) int classify(struct scratch *x, __u32 mark, __u64 now)
 		}
 	}
 	if (c) {
+		if (cview_of(&x->cc, c))
+			return CL_DROP;
 		conn_update(c, p->proto, DIR_IN, p->tcp_flags, now);
 		__sync_fetch_and_add(&c->inpkts, 1);
-		add_stats(c->svc_id, c->dest_id, 0, p->ip_len, 0);
-		x->cc = *c;
+		add_stats(x->cc.svc_id, c->dest_id, 0, p->ip_len, 0);
 		return CL_IN;
 	}
 
@@ -451,15 +474,9 @@ __attribute__((noinline)) int classify(struct scratch *x, __u32 mark, __u64 now)
 	struct dest *d = &x->d;
 	struct conn *nc = &x->nc;
 	__builtin_memset(nc, 0, sizeof(*nc));
-	__builtin_memcpy(nc->daddr, d->addr, 16);
 	nc->dport = d->fwd == FWD_MASQ ? d->port : p->dport;
 	nc->fwd = d->fwd;
-	nc->dfamily = d->family;
-	nc->tun_type = d->tun_type;
-	nc->tun_port = d->tun_port;
 	nc->dest_id = did;
-	nc->svc_id = x->sv.id;
-	nc->fwmark = x->sv.fwmark;
 	nc->sf = CONN_F_INACTIVE | (d->fwd != FWD_MASQ ? CONN_F_NOOUTPUT : 0) | TCP_S_NONE;
 	nc->expires = now;
 	if (x->ctl) {
@@ -472,7 +489,8 @@ __attribute__((noinline)) int classify(struct scratch *x, __u32 mark, __u64 now)
 		/* One-packet scheduling: no entry outlives the datagram. */
 		nc->inpkts = 1;
 		add_stats(x->sv.id, did, 0, p->ip_len, 1);
-		x->cc = *nc;
+		if (cview_of(&x->cc, nc))
+			return CL_DROP;
 		return CL_IN;
 	}
 	long ur = bpf_map_update_elem(&conns, k, nc, BPF_NOEXIST);
@@ -497,15 +515,16 @@ __attribute__((noinline)) int classify(struct scratch *x, __u32 mark, __u64 now)
 		}
 		bind_dest(did, 0, 1);
 		add_stats(x->sv.id, did, 0, 0, 1);
-		if (d->fwd == FWD_MASQ) {
-			nat_key_of(nk, k, c);
-			bpf_map_update_elem(&nat, nk, k, BPF_ANY);
+		if (d->fwd == FWD_MASQ && nat_key_of(nk, k, c) == 0) {
+			nat_val_of(&x->nv, k);
+			bpf_map_update_elem(&nat, nk, &x->nv, BPF_ANY);
 		}
 	}
+	if (cview_of(&x->cc, c))
+		return CL_DROP;
 	conn_update(c, p->proto, DIR_IN, p->tcp_flags, now);
 	__sync_fetch_and_add(&c->inpkts, 1);
-	add_stats(c->svc_id, c->dest_id, 0, p->ip_len, 0);
-	x->cc = *c;
+	add_stats(x->cc.svc_id, c->dest_id, 0, p->ip_len, 0);
 	return CL_IN;
 }
 
@@ -572,7 +591,8 @@ int govs_tc(struct __sk_buff *skb)
 									      : CTR_PASS_BAD_HDR);
 		return TC_ACT_OK;
 	}
-	switch (classify(x, skb->mark, bpf_ktime_get_ns())) {
+	x->now = bpf_ktime_get_ns();
+	switch (classify(x, skb->mark, x->now)) {
 	case CL_OUT:
 		return nat_out(skb, x);
 	case CL_IN:

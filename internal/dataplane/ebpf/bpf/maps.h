@@ -36,10 +36,11 @@ struct {
 	__type(value, struct dest);
 } dests SEC(".maps");
 
-/* Destination lists: GOVS_MAX_DESTS dest ids per service, newest first. */
+/* Destination lists: dest ids, newest first, each service's in its range
+ * svc_dests[svc.list .. svc.list+svc.list_cap). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, GOVS_MAX_DEST_IDS);
+	__uint(max_entries, GOVS_LIST_SLOTS);
 	__type(key, __u32);
 	__type(value, __u32);
 } svc_dests SEC(".maps");
@@ -82,12 +83,14 @@ struct {
 	__type(value, struct conn);
 } conns SEC(".maps");
 
-/* NAT replies: realserver->client 5-tuple to the connection's key. */
+/* NAT replies: realserver->client 5-tuple to the virtual address and
+ * port, which with the key's client make the connection's key
+ * (conn_key_of_nat). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 262144);
 	__type(key, struct nat_key);
-	__type(value, struct conn_key);
+	__type(value, struct nat_val);
 } nat SEC(".maps");
 
 /* Timeouts in seconds by state (see structs.h). */
@@ -98,14 +101,15 @@ struct {
 	__type(value, __u32);
 } timeouts SEC(".maps");
 
-/* Lookup tables of sh, dh and mh: GOVS_SCHED_TABLE slots per service,
- * each the index of a destination in the service's list (0xff: none). */
+/* Lookup tables of sh, dh and mh: GOVS_SCHED_TABLE slots per table (a
+ * service using one of them has svc.table), each the index of a
+ * destination in the service's list (0xffff: none). */
 #define GOVS_SCHED_TABLE 4096
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, GOVS_MAX_SERVICES * GOVS_SCHED_TABLE);
+	__uint(max_entries, GOVS_SCHED_TABLES * GOVS_SCHED_TABLE);
 	__type(key, __u32);
-	__type(value, __u8);
+	__type(value, __u16);
 } sched_table SEC(".maps");
 
 /* twos: the PCG state of each service, indexed by svc.id. Go seeds it
@@ -137,6 +141,26 @@ struct {
 	__type(key, __u32);
 	__type(value, struct ifmac);
 } ifmac SEC(".maps");
+
+/* The next-hop cache (fwd.h), by dest id, and its generation: Go bumps
+ * nh_gen[0] on every neighbour, route, address, link or rule change it
+ * hears of, which invalidates every entry at once; NH_GEN_OFF turns the
+ * cache off (source-dependent routing rules). Not pinned: a restart
+ * starts with an empty cache. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, GOVS_MAX_DEST_IDS);
+	__type(key, __u32);
+	__type(value, struct nexthop);
+} nexthop SEC(".maps");
+
+#define NH_GEN_OFF 0xffffffff
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} nh_gen SEC(".maps");
 
 /* What the program did, per CPU (enum govs_ctr). */
 struct {

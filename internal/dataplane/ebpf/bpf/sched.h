@@ -22,10 +22,13 @@ struct dview {
 	__u32 overloaded;
 };
 
-/* dview_get loads the i-th destination of service svc_id; 0 if none. */
-static __always_inline int dview_get(__u32 svc_id, __u32 i, struct dview *v)
+/* dview_get loads the i-th destination of the list at slot list; 0 if
+ * none. */
+static __always_inline int dview_get(__u32 list, __u32 i, struct dview *v)
 {
-	__u32 slot = svc_id * GOVS_MAX_DESTS + i;
+	if (i >= GOVS_MAX_DESTS)
+		return 0;
+	__u32 slot = list + i;
 	__u32 *id = bpf_map_lookup_elem(&svc_dests, &slot);
 	if (!id)
 		return 0;
@@ -51,7 +54,7 @@ static __always_inline int usable(const struct dview *v)
  * iteration instead of unrolling GOVS_MAX_DESTS of them (an open-coded
  * loop with the schedulers' branches exceeded its jump-history limit). */
 struct rr_ctx {
-	__u32 svc_id;
+	__u32 list;
 	int n;
 	int last;
 	int result;
@@ -94,7 +97,7 @@ static long rr_step(__u64 k, void *data)
 	if (i >= c->n)
 		i -= c->n;
 	struct dview v;
-	if (dview_get(c->svc_id, i, &v) && usable(&v)) {
+	if (dview_get(c->list, i, &v) && usable(&v)) {
 		c->result = i;
 		return 1;
 	}
@@ -111,7 +114,7 @@ static __always_inline int sched_rr(const struct svc *s)
 	if (!sc)
 		return -1;
 	struct rr_ctx *c = &sc->rr;
-	c->svc_id = sid;
+	c->list = s->list;
 	c->n = s->ndests;
 	c->last = st->last;
 	c->result = -1;
@@ -130,7 +133,7 @@ static __always_inline int sched_rr(const struct svc *s)
 /* wrr walks the list one destination per bpf_loop step, exactly as
  * ip_vs_wrr_schedule does, including its stop rules. */
 struct wrr_ctx {
-	__u32 svc_id;
+	__u32 list;
 	int n;
 	int i;
 	int cw;
@@ -152,7 +155,7 @@ static long wrr_step(__u64 index, void *data)
 	if (i < c->n && i >= 0) {
 		c->i = i;
 		struct dview v;
-		if (dview_get(c->svc_id, i, &v) && !v.overloaded && v.weight >= c->cw) {
+		if (dview_get(c->list, i, &v) && !v.overloaded && v.weight >= c->cw) {
 			c->result = i;
 			c->done = 1;
 			return 1;
@@ -182,7 +185,7 @@ static long wrr_step(__u64 index, void *data)
 
 /* Walks longer than this (huge weights with a small gcd) fail as "no
  * destination": the kernel would walk on, we refuse to spend the time. */
-#define WRR_MAX_STEPS (1 << 16)
+#define WRR_MAX_STEPS (1 << 20)
 
 static __always_inline int sched_wrr(const struct svc *s)
 {
@@ -197,7 +200,7 @@ static __always_inline int sched_wrr(const struct svc *s)
 	if (!sc)
 		return -1;
 	struct wrr_ctx *c = (struct wrr_ctx *)sc->wrr;
-	c->svc_id = sid;
+	c->list = s->list;
 	c->n = n;
 	c->i = st->last;
 	c->cw = st->cw;
@@ -222,7 +225,7 @@ static __always_inline int sched_wrr(const struct svc *s)
 
 /* The least-connection family: lc, wlc, sed, nq; and fo, ovf. */
 struct scan_ctx {
-	__u32 svc_id;
+	__u32 list;
 	int n;
 	int sched;
 	int best;
@@ -237,7 +240,7 @@ static long scan_step(__u64 k, void *data)
 	if (i >= c->n)
 		return 1;
 	struct dview v;
-	if (!dview_get(c->svc_id, i, &v))
+	if (!dview_get(c->list, i, &v))
 		return 0;
 	__s64 w = v.weight;
 	__s64 oh = 0;
@@ -296,7 +299,7 @@ static __always_inline int sched_scan(const struct svc *s, int code)
 	if (!sc)
 		return -1;
 	struct scan_ctx *c = (struct scan_ctx *)sc->scan;
-	c->svc_id = s->id;
+	c->list = s->list;
 	c->n = s->ndests;
 	c->sched = code;
 	c->best = -1;
@@ -316,7 +319,7 @@ static __always_inline int sched_scan(const struct svc *s, int code)
  * address (plus the source port for sh-port). */
 #define HASH_GOLDEN 2654435761U
 #define SH_TAB 256
-#define TABLE_NONE 0xff
+#define TABLE_NONE 0xffff
 
 static __always_inline __u32 fold_addr(const __u32 *a, __u8 family)
 {
@@ -325,35 +328,35 @@ static __always_inline __u32 fold_addr(const __u32 *a, __u8 family)
 	return bpf_ntohl(a[0]) ^ bpf_ntohl(a[1]) ^ bpf_ntohl(a[2]) ^ bpf_ntohl(a[3]);
 }
 
-static __always_inline int table_at(__u32 svc_id, __u32 bucket)
+static __always_inline int table_at(__u32 table, __u32 bucket)
 {
-	__u32 slot = svc_id * GOVS_SCHED_TABLE + (bucket & (GOVS_SCHED_TABLE - 1));
-	__u8 *v = bpf_map_lookup_elem(&sched_table, &slot);
+	__u32 slot = table * GOVS_SCHED_TABLE + (bucket & (GOVS_SCHED_TABLE - 1));
+	__u16 *v = bpf_map_lookup_elem(&sched_table, &slot);
 	if (!v || *v == TABLE_NONE)
 		return -1;
 	return *v;
 }
 
-static __always_inline int table_usable(__u32 svc_id, int i)
+static __always_inline int table_usable(__u32 list, int i)
 {
 	struct dview v;
-	return i >= 0 && dview_get(svc_id, i, &v) && usable(&v);
+	return i >= 0 && dview_get(list, i, &v) && usable(&v);
 }
 
 struct sh_ctx {
-	__u32 svc_id;
+	__u32 list;
+	__u32 table;
 	__u32 base; /* 2h: the fallback probes bucket (off + 2h) mod 256 */
 	int result;
-	int pad;
 };
 
 static long sh_step(__u64 off, void *data)
 {
 	struct sh_ctx *c = *(struct sh_ctx **)data;
-	int i = table_at(c->svc_id, ((__u32)off + c->base) & (SH_TAB - 1));
+	int i = table_at(c->table, ((__u32)off + c->base) & (SH_TAB - 1));
 	if (i < 0)
 		return 1;
-	if (table_usable(c->svc_id, i)) {
+	if (table_usable(c->list, i)) {
 		c->result = i;
 		return 1;
 	}
@@ -377,10 +380,10 @@ static __always_inline int sched_sh(const struct svc *s, const struct pkt *p)
 	if (s->flags & SVC_F_SCHED2)
 		x += bpf_ntohs(p->sport);
 	__u32 h = (x * HASH_GOLDEN) & (SH_TAB - 1);
-	int i = table_at(s->id, h);
+	int i = table_at(s->table, h);
 	if (i < 0)
 		return -1;
-	if (table_usable(s->id, i))
+	if (table_usable(s->list, i))
 		return i;
 	if (!(s->flags & SVC_F_SCHED1))
 		return -1;
@@ -388,7 +391,8 @@ static __always_inline int sched_sh(const struct svc *s, const struct pkt *p)
 	struct sh_ctx *c = bpf_map_lookup_elem(&sh_scratch, &zero);
 	if (!c)
 		return -1;
-	c->svc_id = s->id;
+	c->list = s->list;
+	c->table = s->table;
 	c->base = 2 * h;
 	c->result = -1;
 	bpf_loop(SH_TAB, sh_step, &c, 0);
@@ -398,8 +402,8 @@ static __always_inline int sched_sh(const struct svc *s, const struct pkt *p)
 static __always_inline int sched_dh(const struct svc *s, const struct pkt *p)
 {
 	__u32 h = (fold_addr(p->dst, p->family) * HASH_GOLDEN) & (SH_TAB - 1);
-	int i = table_at(s->id, h);
-	return table_usable(s->id, i) ? i : -1;
+	int i = table_at(s->table, h);
+	return table_usable(s->list, i) ? i : -1;
 }
 
 #include "sched_hash.h"

@@ -71,10 +71,12 @@ static __always_inline __u32 mh_slot(__u32 v)
 }
 
 struct mh_ctx {
-	__u32 svc_id;
+	__u32 list;
+	__u32 table;
 	__u32 x; /* port + folded source address */
 	__u32 h; /* the first slot */
 	int result;
+	int pad;
 };
 
 static long mh_step(__u64 off, void *data);
@@ -82,7 +84,7 @@ static long mh_step(__u64 off, void *data);
 /* ---- twos -------------------------------------------------------------- */
 
 struct twos_ctx {
-	__u32 svc_id;
+	__u32 list;
 	int n;
 	int pass;
 	int c1;
@@ -107,7 +109,7 @@ struct twos_ctx {
 #define LB_MAX 1
 
 struct lb_ctx {
-	__u32 svc_id;
+	__u32 list;
 	int n;
 	/* list scan: index of target in the list; some destination has
 	 * fewer than half its weight in active connections. */
@@ -152,10 +154,10 @@ static long mh_step(__u64 off, void *data)
 {
 	struct mh_ctx *c = *(struct mh_ctx **)data;
 	__u32 o = ((__u32)off + c->h) % MH_TAB;
-	int i = table_at(c->svc_id, mh_slot(o + c->x));
+	int i = table_at(c->table, mh_slot(o + c->x));
 	if (i < 0)
 		return 1;
-	if (table_usable(c->svc_id, i)) {
+	if (table_usable(c->list, i)) {
 		c->result = i;
 		return 1;
 	}
@@ -169,10 +171,10 @@ static __always_inline int sched_mh(const struct svc *s, const struct pkt *p)
 	if (s->flags & SVC_F_SCHED2)
 		x += bpf_ntohs(p->sport);
 	__u32 h = mh_slot(x);
-	int i = table_at(s->id, h);
+	int i = table_at(s->table, h);
 	if (i < 0)
 		return -1;
-	if (table_usable(s->id, i))
+	if (table_usable(s->list, i))
 		return i;
 	if (!(s->flags & SVC_F_SCHED1))
 		return -1;
@@ -180,7 +182,8 @@ static __always_inline int sched_mh(const struct svc *s, const struct pkt *p)
 	if (!sc)
 		return -1;
 	struct mh_ctx *c = &sc->mh;
-	c->svc_id = s->id;
+	c->list = s->list;
+	c->table = s->table;
 	c->x = x;
 	c->h = h;
 	c->result = -1;
@@ -247,7 +250,7 @@ static long twos_step(__u64 k, void *data)
 	if (i >= c->n)
 		return 1;
 	struct dview v;
-	if (!dview_get(c->svc_id, i, &v) || !usable(&v))
+	if (!dview_get(c->list, i, &v) || !usable(&v))
 		return 0;
 	__s64 w = v.weight;
 	if (c->pass == 0) {
@@ -280,7 +283,7 @@ static __always_inline int sched_twos(const struct svc *s)
 	if (!rs || !sc)
 		return -1;
 	struct twos_ctx *c = &sc->twos;
-	c->svc_id = sid;
+	c->list = s->list;
 	c->n = s->ndests > GOVS_MAX_DESTS ? GOVS_MAX_DESTS : s->ndests;
 	c->pass = 0;
 	c->total = 0;
@@ -329,7 +332,7 @@ static long list_step(__u64 k, void *data)
 	if (i >= c->n)
 		return 1;
 	struct dview v;
-	if (!dview_get(c->svc_id, i, &v))
+	if (!dview_get(c->list, i, &v))
 		return 0;
 	if (v.id == c->target)
 		c->tidx = i;
@@ -343,9 +346,9 @@ static long list_step(__u64 k, void *data)
 static long set_step(__u64 k, void *data)
 {
 	struct lb_ctx *c = *(struct lb_ctx **)data;
-	if (k >= c->v.n || k >= GOVS_MAX_DESTS)
+	if (k >= c->v.n || k >= GOVS_LBLCR_SET)
 		return 1;
-	__u32 id = c->v.ids[k & (GOVS_MAX_DESTS - 1)];
+	__u32 id = c->v.ids[k & (GOVS_LBLCR_SET - 1)];
 	struct dview v;
 	__u32 fl;
 	if (!dview_id(id, &v, &fl))
@@ -379,9 +382,9 @@ static long set_step(__u64 k, void *data)
 static long find_step(__u64 k, void *data)
 {
 	struct lb_ctx *c = *(struct lb_ctx **)data;
-	if (k >= c->v.n || k >= GOVS_MAX_DESTS)
+	if (k >= c->v.n || k >= GOVS_LBLCR_SET)
 		return 1;
-	if (c->v.ids[k & (GOVS_MAX_DESTS - 1)] == c->find) {
+	if (c->v.ids[k & (GOVS_LBLCR_SET - 1)] == c->find) {
 		c->fidx = (int)k;
 		return 1;
 	}
@@ -393,9 +396,9 @@ static long erase_step(__u64 k, void *data)
 {
 	struct lb_ctx *c = *(struct lb_ctx **)data;
 	__u32 i = (__u32)c->fidx + (__u32)k;
-	if (i + 1 >= c->v.n || i + 1 >= GOVS_MAX_DESTS)
+	if (i + 1 >= c->v.n || i + 1 >= GOVS_LBLCR_SET)
 		return 1;
-	c->v.ids[i & (GOVS_MAX_DESTS - 1)] = c->v.ids[(i + 1) & (GOVS_MAX_DESTS - 1)];
+	c->v.ids[i & (GOVS_LBLCR_SET - 1)] = c->v.ids[(i + 1) & (GOVS_LBLCR_SET - 1)];
 	return 0;
 }
 
@@ -406,16 +409,16 @@ static long insert_step(__u64 k, void *data)
 	int i = c->m - 1 - (int)k;
 	if (i < 0)
 		return 1;
-	c->v.ids[(i + 1) & (GOVS_MAX_DESTS - 1)] = c->v.ids[i & (GOVS_MAX_DESTS - 1)];
+	c->v.ids[(i + 1) & (GOVS_LBLCR_SET - 1)] = c->v.ids[i & (GOVS_LBLCR_SET - 1)];
 	return 0;
 }
 
 /* list_id returns the dest id at index i of the service's list. */
-static __always_inline int list_id(__u32 svc_id, int i, __u32 *id)
+static __always_inline int list_id(__u32 list, int i, __u32 *id)
 {
 	if (i < 0 || i >= GOVS_MAX_DESTS)
 		return -1;
-	__u32 slot = svc_id * GOVS_MAX_DESTS + i;
+	__u32 slot = list + i;
 	__u32 *pid = bpf_map_lookup_elem(&svc_dests, &slot);
 	if (!pid)
 		return -1;
@@ -456,7 +459,7 @@ __attribute__((noinline)) int sched_lblc(struct svc *s, struct pkt *p, __u64 now
 	__builtin_memcpy(c->key.addr, p->dst, 16);
 	c->key.svc_id = s->id;
 	c->key.family = p->family;
-	c->svc_id = s->id;
+	c->list = s->list;
 	c->n = s->ndests > GOVS_MAX_DESTS ? GOVS_MAX_DESTS : s->ndests;
 
 	struct lblc_val *e = bpf_map_lookup_elem(&lblc, &c->key);
@@ -470,7 +473,7 @@ __attribute__((noinline)) int sched_lblc(struct svc *s, struct pkt *p, __u64 now
 				return i;
 		}
 		i = sched_scan(s, SCHED_WLC);
-		if (i < 0 || list_id(s->id, i, &id))
+		if (i < 0 || list_id(s->list, i, &id))
 			return -1;
 		if (e) {
 			if (e->ids[0] != id) {
@@ -489,7 +492,7 @@ __attribute__((noinline)) int sched_lblc(struct svc *s, struct pkt *p, __u64 now
 
 	if (!e) {
 		i = sched_scan(s, SCHED_WLC);
-		if (i < 0 || list_id(s->id, i, &id))
+		if (i < 0 || list_id(s->list, i, &id))
 			return -1;
 		__builtin_memset(&c->v, 0, sizeof(c->v));
 		c->v.lastuse = c->v.lastmod = now;
@@ -502,21 +505,21 @@ __attribute__((noinline)) int sched_lblc(struct svc *s, struct pkt *p, __u64 now
 	 * last writer wins). */
 	e->lastuse = now;
 	c->v = *e;
-	if (c->v.n > GOVS_MAX_DESTS)
-		c->v.n = GOVS_MAX_DESTS;
+	if (c->v.n > GOVS_LBLCR_SET)
+		c->v.n = GOVS_LBLCR_SET;
 	int changed = 0;
 	c->mode = LB_MIN;
 	c->best = -1;
-	bpf_loop(GOVS_MAX_DESTS, set_step, &c, 0);
+	bpf_loop(GOVS_LBLCR_SET, set_step, &c, 0);
 	int have = c->best >= 0;
 	__u32 min_id = c->bid;
 	if (c->v.n > 1 && now > c->v.lastmod + LBLC_EXPIRATION_NS) {
 		c->mode = LB_MAX;
 		c->best = -1;
-		bpf_loop(GOVS_MAX_DESTS, set_step, &c, 0);
+		bpf_loop(GOVS_LBLCR_SET, set_step, &c, 0);
 		if (c->best >= 0) {
 			c->fidx = c->best;
-			bpf_loop(GOVS_MAX_DESTS, erase_step, &c, 0);
+			bpf_loop(GOVS_LBLCR_SET, erase_step, &c, 0);
 			c->v.n--;
 			c->v.lastmod = now;
 			changed = 1;
@@ -531,18 +534,18 @@ __attribute__((noinline)) int sched_lblc(struct svc *s, struct pkt *p, __u64 now
 		}
 	}
 	i = sched_scan(s, SCHED_WLC);
-	if (i < 0 || list_id(s->id, i, &id)) {
+	if (i < 0 || list_id(s->list, i, &id)) {
 		if (changed)
 			bpf_map_update_elem(&lblc, &c->key, &c->v, BPF_ANY);
 		return -1;
 	}
 	c->find = id;
 	c->fidx = -1;
-	bpf_loop(GOVS_MAX_DESTS, find_step, &c, 0);
+	bpf_loop(GOVS_LBLCR_SET, find_step, &c, 0);
 	if (c->fidx < 0) {
 		/* A full set drops its oldest member. */
-		c->m = c->v.n < GOVS_MAX_DESTS ? (int)c->v.n : GOVS_MAX_DESTS - 1;
-		bpf_loop(GOVS_MAX_DESTS, insert_step, &c, 0);
+		c->m = c->v.n < GOVS_LBLCR_SET ? (int)c->v.n : GOVS_LBLCR_SET - 1;
+		bpf_loop(GOVS_LBLCR_SET, insert_step, &c, 0);
 		c->v.ids[0] = id;
 		c->v.n = c->m + 1;
 		c->v.lastmod = now;

@@ -14,10 +14,24 @@
 
 #include <linux/types.h>
 
-#define GOVS_MAX_SERVICES 256
-/* Destinations per service. Bounded so the schedulers can loop over them. */
-#define GOVS_MAX_DESTS 32
-#define GOVS_MAX_DEST_IDS (GOVS_MAX_SERVICES * GOVS_MAX_DESTS)
+/* Map sizes are defaults: the loader sets the memory-relevant ones from
+ * Options (MaxServices, MaxDests, MaxHashServices) before loading, so the
+ * programs never rely on them; only GOVS_MAX_DESTS is a compile-time
+ * bound. */
+#define GOVS_MAX_SERVICES 16384
+/* Destinations per service: the bound of the schedulers' bpf_loop walks
+ * (a power of two). */
+#define GOVS_MAX_DESTS 1024
+/* Destination ids (all services together). */
+#define GOVS_MAX_DEST_IDS 65536
+/* Slots of svc_dests, where each service has a range (svc.list,
+ * svc.list_cap) that Go allocates and grows: twice the ids, room for
+ * the ranges' rounding and fragmentation. */
+#define GOVS_LIST_SLOTS (2 * GOVS_MAX_DEST_IDS)
+/* Services that can use sh, dh or mh at the same time (sched_table). */
+#define GOVS_SCHED_TABLES 256
+/* lblcr's destination sets: at most this many members. */
+#define GOVS_LBLCR_SET 32
 
 /* Forwarding methods: the kernel's IP_VS_CONN_F_* values (ipvs.FwdMethod). */
 #define FWD_MASQ 0
@@ -68,19 +82,21 @@ struct svc_key {
 
 /* A virtual service. */
 struct svc {
-	__u32 id; /* index into svc_dests (id*GOVS_MAX_DESTS), svc_state, svc_stats */
+	__u32 id; /* index into svc_state, svc_stats, twos_rng */
 	__u32 timeout; /* persistence timeout, seconds */
 	__u16 flags;
 	__u8 sched;
 	__u8 netmask; /* persistence prefix length */
 	__u16 ndests;
-	__u16 table_size; /* for table schedulers */
+	__u16 list_cap; /* slots of the range at list */
 	/* wrr: the maximum weight and the weights' gcd, computed by Go. */
 	__s32 wrr_mw;
 	__s32 wrr_gcd;
 	__u32 fwmark; /* the service's mark, 0 for proto+addr+port services */
 	__u16 port;   /* the service's port (network order) */
 	__u16 pad;
+	__u32 list;  /* the destination list: svc_dests[list .. list+ndests) */
+	__u32 table; /* sh, dh, mh: the table in sched_table (table*GOVS_SCHED_TABLE) */
 };
 
 /* Per-service scheduler state that the BPF program writes (rr/wrr position). */
@@ -90,8 +106,8 @@ struct svc_state {
 };
 
 /* A destination, by its id (stable while connections use it). A service's
- * list is svc_dests[svc.id*GOVS_MAX_DESTS+i] = dest id, i in the kernel's
- * list order (newest first). */
+ * list is svc_dests[svc.list+i] = dest id, i in the kernel's list order
+ * (newest first). */
 #define DEST_F_AVAILABLE 0x1 /* still in its service (not in the trash) */
 struct dest {
 	__u32 addr[4];
@@ -105,6 +121,8 @@ struct dest {
 	__u8 family;
 	__u8 tun_type;
 	__u8 tun_flags;
+	__u32 svc_id; /* its service's id and firewall mark (0 if none) */
+	__u32 fwmark;
 };
 
 /* The live counters of a destination (ipvs.Dest's counters), updated with
@@ -148,7 +166,7 @@ struct lblc_val {
 	__u64 lastmod;
 	__u32 n;
 	__u32 pad;
-	__u32 ids[GOVS_MAX_DESTS];
+	__u32 ids[GOVS_LBLCR_SET];
 };
 
 /* Connection table key. Kind distinguishes connections from persistence
@@ -183,28 +201,28 @@ struct conn_key {
 #define CONN_STATE_MASK 0x00ff
 #define DEFERRED_EXPIRY_S 60
 
-/* A connection or a template. */
+/* A connection or a template: 32 bytes, since the table holds millions.
+ * The realserver's address, family and tunnel settings, the service's id
+ * and mark are its destination's (dests[dest_id]): a destination id is
+ * not reused while a connection counts on it (tables.go allocDestID), so
+ * the entry it names stays the one the connection was made with. The
+ * forwarding method is the connection's own (an edit of the destination's
+ * method does not move open connections, as in IPVS). */
 struct conn {
-	__u32 daddr[4]; /* realserver address */
 	__u64 expires; /* bpf_ktime_get_ns() deadline */
-	__u64 inpkts;
-	__u64 outpkts;
-	__u32 sf; /* state | flags, changed with cmpxchg */
+	__u32 sf;      /* state | flags, changed with cmpxchg */
 	__u32 dest_id;
-	__u32 svc_id;
-	__u32 fwmark; /* the service's, 0 if none */
-	__u16 dport; /* realserver port */
-	__u16 tun_port;
-	__u8 fwd;
-	__u8 dfamily;
-	__u8 tun_type;
-	__u8 ctl_mask; /* CONTROLLED: the service's netmask when it was made */
+	__u32 inpkts;  /* wrap at 2^32, like the kernel's in_pkts */
+	__u32 outpkts;
 	__u32 n_control; /* templates: connections controlled (atomic) */
-	__u32 pad;
+	__u16 dport;     /* realserver port */
+	__u8 fwd;
+	__u8 ctl_mask; /* CONTROLLED: the service's netmask when it was made */
 };
 
 /* Key of the NAT reply table: the packet as the realserver sends it back
- * (src RIP:rport, dst CIP:cport). The value is the connection's key. */
+ * (src RIP:rport, dst CIP:cport). The value is what the connection's key
+ * has beyond it (nat_val): its key is <CIP:cport -> VIP:vport>. */
 struct nat_key {
 	__u32 src[4];
 	__u32 dst[4];
@@ -212,6 +230,31 @@ struct nat_key {
 	__u16 dport;
 	__u8 proto;
 	__u8 family;
+	__u16 pad;
+};
+
+/* The next hop of a destination (the nexthop map, by dest id): what the
+ * route lookup for it returned, so that the packets of its connections
+ * skip bpf_fib_lookup (fwd.h). Valid while seq is non-zero and even, gen
+ * equals nh_gen, the packet arrived on in_ifindex, the connection has
+ * the forwarding method fwd (TUN's lookup differs: it asks for a source)
+ * and the entry is younger than NH_TTL_NS. */
+struct nexthop {
+	__u64 filled; /* bpf_ktime_get_ns() of the lookup */
+	__u32 seq;    /* odd while a CPU rewrites the entry */
+	__u32 gen;    /* nh_gen at the lookup */
+	__u32 in_ifindex;
+	__u32 ifindex; /* egress device */
+	__u32 mtu;     /* egress MTU (the lookup's mtu_result) */
+	__u32 src[4];  /* the source the lookup chose (TUN's outer source) */
+	__u8 dmac[6];
+	__u8 smac[6];
+	__u32 fwd;
+};
+
+struct nat_val {
+	__u32 vaddr[4];
+	__u16 vport;
 	__u16 pad;
 };
 

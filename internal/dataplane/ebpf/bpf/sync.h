@@ -62,8 +62,9 @@
 #define GOVS_ENOENT 2
 
 /* Arguments of govs_sync. c is the entry as Go renders the sync message:
- * daddr, dport, fwd, dfamily, tun_*, dest_id, svc_id, fwmark, sf (state,
- * INACTIVE, NOOUTPUT, TPORT) and ctl_mask (the service's netmask);
+ * dport, fwd, dest_id (the realserver's address and the service come
+ * from its dests entry), sf (state, INACTIVE, NOOUTPUT, TPORT) and
+ * ctl_mask (the service's netmask);
  * expires, the packet counts and n_control are the program's. */
 struct sync_args {
 	struct conn_key key;
@@ -77,7 +78,7 @@ struct sync_args {
 
 /* sync_link puts connection k, c under its template if the template is
  * there, points to the same destination and is alive (or deferred). The
- * caller set ctl_mask, fwmark and TPORT on c. */
+ * caller set ctl_mask and TPORT on c (the mark is its destination's). */
 static __always_inline int sync_link(const struct conn_key *k, struct conn *c, __u64 now)
 {
 	struct conn_key tk;
@@ -161,7 +162,6 @@ int govs_sync(struct sync_args *a)
 		nc.inpkts = 0;
 		nc.outpkts = 0;
 		nc.n_control = 0;
-		nc.pad = 0;
 		nc.sf &= CONN_STATE_MASK | CONN_F_INACTIVE | CONN_F_NOOUTPUT | CONN_F_TPORT;
 		if (tmpl)
 			nc.sf = 0;
@@ -211,8 +211,9 @@ int govs_sync(struct sync_args *a)
 	}
 	if (!tmpl && c->fwd == FWD_MASQ) {
 		struct nat_key nk;
-		nat_key_of(&nk, &k, c);
-		if (bpf_map_update_elem(&nat, &nk, &k, BPF_ANY) == 0)
+		struct nat_val nv;
+		nat_val_of(&nv, &k);
+		if (nat_key_of(&nk, &k, c) == 0 && bpf_map_update_elem(&nat, &nk, &nv, BPF_ANY) == 0)
 			done |= SYNC_D_NAT;
 	}
 	a->done = done;

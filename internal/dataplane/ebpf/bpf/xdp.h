@@ -183,7 +183,7 @@ static __always_inline int xdp_send(struct xdp_md *ctx, struct bpf_fib_lookup *f
 }
 
 /* xdp_encap is encap on an XDP frame. */
-static __always_inline int xdp_encap(struct xdp_md *ctx, const struct pkt *p, const struct conn *c, const __u32 *src)
+static __always_inline int xdp_encap(struct xdp_md *ctx, const struct pkt *p, const struct cview *c, const __u32 *src)
 {
 	int gue = c->tun_type == TUN_GUE;
 	__u32 inner_len = p->ip_len;
@@ -248,30 +248,68 @@ static __always_inline int xdp_encap(struct xdp_md *ctx, const struct pkt *p, co
 	return 0;
 }
 
+/* xdp_nh_send sends the frame by a cached next hop (fwd.h). XDP's own
+ * route lookup makes no MTU check (tot_len 0), so neither does this. */
+static __always_inline int xdp_nh_send(struct xdp_md *ctx, const struct nexthop *nh)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return XDP_DROP;
+	__builtin_memcpy(eth->h_dest, nh->dmac, 6);
+	__builtin_memcpy(eth->h_source, nh->smac, 6);
+	count(CTR_XDP_REDIRECT);
+	return bpf_redirect(nh->ifindex, 0);
+}
+
 /* xdp_forward_in is forward_in for XDP. */
 __attribute__((noinline)) int xdp_forward_in(struct xdp_md *ctx, struct scratch *x)
 {
 	if (!x)
 		return XDP_DROP;
 	struct pkt *p = &x->p;
-	const struct conn *c = &x->cc;
+	const struct cview *c = &x->cc;
 	struct bpf_fib_lookup *fib = &x->fib;
 	long rc;
 
+	struct nexthop *nh = &x->nh;
+	__u32 in = ctx->ingress_ifindex;
+	int hit;
+
 	count(CTR_FWD_IN);
-	switch (c->fwd) {
-	case FWD_LOCAL:
+	if (c->fwd == FWD_LOCAL) {
 		count(CTR_LOCAL);
 		return xdp_pass_meta(ctx, XMETA_PASS, 0);
+	}
+	hit = nh_get(c->dest_id, c->fwd, in, x->now, nh) == 0;
+	switch (c->fwd) {
 	case FWD_MASQ:
 		if (xdp_nat_rewrite(ctx, p, 1, c->daddr, c->dport))
 			return XDP_DROP;
+		if (hit)
+			return xdp_nh_send(ctx, nh);
 		rc = xdp_route_lookup(ctx, fib, p->family, p->src, c->daddr, p->proto, 0);
+		if (rc == BPF_FIB_LKUP_RET_SUCCESS)
+			nh_fill(c->dest_id, c->fwd, in, x->now, fib); /* mtu 0: TC looks up again */
 		return xdp_send(ctx, fib, rc, 1);
 	case FWD_ROUTE:
+		if (hit)
+			return xdp_nh_send(ctx, nh);
 		rc = xdp_route_lookup(ctx, fib, p->family, p->src, c->daddr, p->proto, 0);
+		if (rc == BPF_FIB_LKUP_RET_SUCCESS)
+			nh_fill(c->dest_id, c->fwd, in, x->now, fib);
 		return xdp_send(ctx, fib, rc, 0);
 	case FWD_TUNNEL: {
+		__u32 src[4] = {};
+		if (hit) {
+			__builtin_memcpy(src, nh->src, 16);
+			if (xdp_encap(ctx, p, c, src)) {
+				count(CTR_DROP_ENCAP);
+				return XDP_DROP;
+			}
+			return xdp_nh_send(ctx, nh);
+		}
 		__u32 zero[4] = {};
 		rc = xdp_route_lookup(ctx, fib, p->family, zero, c->daddr,
 				      p->family == AF_INET ? IPPROTO_IPIP : IPPROTO_IPV6, BPF_FIB_LOOKUP_SRC);
@@ -279,7 +317,8 @@ __attribute__((noinline)) int xdp_forward_in(struct xdp_md *ctx, struct scratch 
 			count(CTR_DROP_FIB);
 			return XDP_DROP;
 		}
-		__u32 src[4] = {};
+		if (rc == BPF_FIB_LKUP_RET_SUCCESS)
+			nh_fill(c->dest_id, c->fwd, in, x->now, fib);
 		if (p->family == AF_INET)
 			src[0] = fib->ipv4_src;
 		else
@@ -331,7 +370,8 @@ int govs_xdp(struct xdp_md *ctx)
 		return XDP_PASS;
 	if (parse(data, data_end, data_end - data, p) != PARSE_OK)
 		return XDP_PASS; /* TC counts and handles it */
-	switch (classify(x, 0, bpf_ktime_get_ns())) {
+	x->now = bpf_ktime_get_ns();
+	switch (classify(x, 0, x->now)) {
 	case CL_OUT:
 		return xdp_nat_out(ctx, x);
 	case CL_IN:
