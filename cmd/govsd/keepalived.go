@@ -7,9 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
-	"strings"
-	"time"
 
 	"github.com/govs/govs/internal/config"
 	"github.com/govs/govs/internal/conn"
@@ -70,7 +67,7 @@ func startConfig(ctx context.Context, cfg *config.Config, dir *director.Director
 	if n := len(cfg.StaticIPAddresses); n > 0 {
 		if os.Geteuid() == 0 && o.dataplane.name == "ebpf" {
 			for _, a := range cfg.StaticIPAddresses {
-				if err := addAddress(ctx, a, cfg.Global.DefaultInterface); err != nil {
+				if err := addAddress(a, cfg.Global.DefaultInterface); err != nil {
 					return fmt.Errorf("%s: static_ipaddress %s: %w", a.Pos, a.Prefix, err)
 				}
 				log.Info("static address added", "address", a.Prefix.String(), "pos", a.Pos.String())
@@ -82,35 +79,6 @@ func startConfig(ctx context.Context, cfg *config.Config, dir *director.Director
 	}
 	if len(cfg.StaticRoutes) > 0 {
 		log.Info("static_routes parsed and not applied: govsd does not manage routes", "routes", len(cfg.StaticRoutes))
-	}
-	return nil
-}
-
-// addAddress adds a static_ipaddress with ip(8); an address already
-// present is fine.
-func addAddress(ctx context.Context, a config.IPAddress, defDev string) error {
-	dev := a.Dev
-	if dev == "" {
-		dev = defDev
-	}
-	args := []string{"addr", "add", a.Prefix.String(), "dev", dev}
-	if a.Brd != "" {
-		args = append(args, "broadcast", a.Brd)
-	}
-	if a.Scope != "" {
-		args = append(args, "scope", a.Scope)
-	}
-	if a.Label != "" {
-		args = append(args, "label", a.Label)
-	}
-	if a.Peer.IsValid() {
-		args = append(args, "peer", a.Peer.String())
-	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput()
-	if err != nil && !strings.Contains(string(out), "File exists") {
-		return fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }
