@@ -45,7 +45,8 @@
 // service (fwmark first, then proto+VIP+port, then proto+VIP+port 0) is
 // scheduled, gets a connection entry and is forwarded. A TCP packet for a
 // service that is not a SYN, or is SYN+RST, is dropped (the engine's
-// rule); so is a new connection when no destination is available.
+// rule); so is a new connection when no destination is available. A TUN
+// packet too big for the tunnel is answered with an ICMP error (below).
 //
 // Forwarding: NAT rewrites addresses and ports with
 // bpf_l3_csum_replace/bpf_l4_csum_replace (UDP checksum 0 stays 0); DR
@@ -59,6 +60,64 @@
 // which resolves it (the stack cannot help for DR and TUN: the VIP is
 // local). Local destinations are passed to the stack. TTLs are not
 // decremented, as with IPVS.
+//
+// # TUN and the MTU
+//
+// Encapsulation adds 20 bytes (IPIP), 40 (IPv6-in-IPv6), 12 more for
+// GUE, so a full-size packet from the client no longer fits. The TUN
+// route lookup is given the encapsulated length (tot_len): the kernel
+// checks it against the route's MTU and returns
+// BPF_FIB_LKUP_RET_FRAG_NEEDED with the MTU in mtu_result; the next-hop
+// cache keeps that MTU, and a hit that would not fit takes the full
+// lookup. A packet that does not fit is answered as a router (and IPVS,
+// ip_vs_xmit.c's ensure_mtu_is_adequate) would, by tun_toobig (govs.c)
+// and icmp_too_big (icmp.h): the frame is turned in place into the error
+// and redirected back out of the device it came in on, to the MAC it came
+// from, from the MAC it was sent to.
+//
+//   - IPv4 with DF: ICMP fragmentation needed (type 3 code 4), next-hop
+//     MTU = route MTU - overhead, quoting the IP header (with options) and
+//     8 bytes (CTR_ICMP_FRAG_NEEDED). Below 68 IPVS drops without an
+//     answer; so does this (CTR_DROP_TOO_BIG).
+//   - IPv6: ICMPv6 packet too big (type 2), MTU = route MTU - overhead but
+//     at least 1280, quoting as much of the packet as fits in 1280 bytes
+//     (CTR_ICMP6_TOO_BIG).
+//   - IPv4 without DF: IPVS encapsulates with the outer DF cleared (copied
+//     from the inner) and lets ip_local_out fragment the outer packet. A
+//     redirected skb is never fragmented (the device drops what exceeds
+//     its MTU) and BPF cannot fragment, so the packet is dropped and
+//     counted (CTR_DROP_TOO_BIG): the one case still lost; such senders
+//     have turned path MTU discovery off.
+//   - An ICMP error forwarded through the tunnel is never answered with
+//     one (IPVS's rule): dropped and counted. GSO packets are not checked
+//     (IPVS skips them too): bpf_skb_adjust_room shrinks their segment
+//     size by the overhead.
+//
+// The error comes from the VIP, to the client. The kernel's icmp_send
+// takes the packet's destination as the source when that is a local
+// address, so IPVS's errors come from the VIP too. The client's stack
+// finds the flow, and the destination whose PMTU it records, in the
+// quote, whatever the source; but the VIP is the address every hop
+// between client and director already routes and filters as the
+// service's, where a director address may be private, or dropped by the
+// client's firewall or anti-spoofing as a stranger. IPv4 header: TOS
+// 0xc0, TTL 64, DF with ID 0 (an atomic datagram, RFC 6864); IPv6: hop
+// limit 64. The ICMP checksum covers a copy of the quote (up to 1232
+// bytes) summed with bpf_csum_diff in the per-CPU scratch.
+//
+// Which MTU: bpf_fib_lookup answers for the forwarding path, so the route
+// MTU is the egress device's MTU or a PMTU exception the director has
+// learnt, and a route's own mtu metric only when locked (ip route ... mtu
+// lock N) or with net.ipv4.ip_forward_use_pmtu=1; IPVS, sending from the
+// director itself, uses the output route's MTU, which always includes
+// the metric. With XDP, govs_xdp makes the same check and passes the
+// frame to govs_tc with a note (XMETA_TOOBIG and the MTU), which builds
+// the error: one implementation, with skb helpers. A client on the
+// director host itself (a veth with checksum offload) sends
+// CHECKSUM_PARTIAL packets; the error keeps that state, which points into
+// what is now the quote: harmless on veth, which never computes it. The
+// realserver's MSS clamp (govsadm realserver setup --mode tun) still
+// spares TCP the round trip.
 //
 // # Next-hop cache
 //
@@ -88,8 +147,9 @@
 // the route up again (TestFixtureNextHopCache). A neighbour that is not
 // resolved is never cached (only BPF_FIB_LKUP_RET_SUCCESS fills), so
 // resolution still goes through bpf_redirect_neigh. The lookup's MTU check
-// (is_skb_forwardable) is repeated with the cached MTU; a packet that
-// fails it takes the full lookup. Programs loaded without New (the
+// (is_skb_forwardable; for TUN the encapsulated length against the
+// route's MTU) is repeated with the cached MTU; a packet that fails it
+// takes the full lookup. Programs loaded without New (the
 // fixtures) have no watch: entries then live for the TTL. The cache is
 // not pinned: a restart starts empty.
 //
@@ -308,9 +368,11 @@
 // out of the ingress device (one-armed director on a bridge). Packets from
 // a local sender on veth carry partial checksums (CHECKSUM_PARTIAL);
 // bpf_l4_csum_replace with BPF_F_PSEUDO_HDR handles them. For TUN the
-// realserver must clamp the MSS (route advmss) or raise its MTU: a
-// full-size frame plus the outer header exceeds the veth MTU and is
-// dropped.
+// realserver should clamp the MSS (route advmss) or raise its MTU: a
+// full-size frame plus the outer header exceeds the veth MTU; the
+// director answers it with an ICMP error (see "TUN and the MTU"), so
+// path MTU discovery recovers after a round trip, which the clamp
+// avoids.
 //
 // # XDP
 //
@@ -325,8 +387,9 @@
 // it acted on a packet but cannot send it itself (a Local destination, a
 // NAT packet without a route, an unresolved neighbour: XDP has no
 // bpf_redirect_neigh) it passes it with a struct xmeta in the XDP
-// metadata, and govs_tc does only what the note says (TC_ACT_OK, or
-// bpf_redirect_neigh). A driver without metadata support loses the note:
+// metadata, and govs_tc does only what the note says (TC_ACT_OK,
+// bpf_redirect_neigh, or the ICMP error for a TUN packet too big for the
+// tunnel). A driver without metadata support loses the note:
 // TC then sees the packet again (NAT/TUN packets are already rewritten
 // and go through the stack; a DR packet is counted twice).
 //
@@ -354,8 +417,14 @@
 // package engine; TestFixtureNextHopCache the next-hop cache (filled,
 // used, invalidated by a neighbour change through the netlink watch, off
 // while a source rule exists); TestScaleServices 10,000 services and one
-// with 1,024 destinations; TestNewRefusesOldPins the refusal of maps
-// pinned with another layout.
+// with 1,024 destinations; TestNewRefusesOldPins and TestNewRefusesOldCtr
+// the refusal of maps pinned with another layout or size;
+// TestFixtureTunnelMTU (also at XDP: the note to TC) and
+// TestFixtureTunnelMTUTCP the TUN MTU cases: the ICMP errors byte for
+// byte (addresses, quote, checksums) for IPv4 with DF (with and without
+// IP options), IPv6, IPIP and GUE, a locked route MTU below the device's,
+// the drop without DF, and a packet that just fits, encapsulated as
+// before.
 // Tier 3 (TestNetns*): client, director and two realservers on a bridge,
 // HTTP through the VIP by NAT, DR, TUN/IPIP and TUN/GUE over IPv4 and
 // IPv6, at TC and at XDP (TestNetnsXDP*: govs_xdp must have forwarded
@@ -363,6 +432,11 @@
 // download at TC and XDP (TestNetnsRestartBulk, checked by SHA-256); a
 // destination set to weight 0 that drains while ActiveConn/InActConn
 // equal what the engine shows for the same packets, fed to it from an
-// AF_PACKET tap on the director (TestNetnsDrainNAT, TestNetnsDrainDR). All need root; without root they skip with a
+// AF_PACKET tap on the director (TestNetnsDrainNAT, TestNetnsDrainDR);
+// TUN without the realservers' MSS clamp (TestNetnsTunPMTU, PMTUGUE,
+// PMTU6, and at XDP): a full-size UDP datagram with DF from the client
+// brings the ICMP error, the client's route cache learns the PMTU (ip
+// route get shows it) and the datagram resent at that size reaches the
+// realserver. All need root; without root they skip with a
 // message, as root a failure to load BPF fails them.
 package ebpf

@@ -438,6 +438,7 @@ func TestFixtureXDP(t *testing.T) {
 	}{
 		{"NAT", testFixtureNAT}, {"DR", testFixtureDR}, {"Tunnel", testFixtureTunnel},
 		{"Local", testFixtureLocal}, {"BadPackets", testFixtureBadPackets}, {"NoDestination", testFixtureNoDestination},
+		{"TunnelMTU", testFixtureTunnelMTU},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, true) })
 	}

@@ -50,6 +50,9 @@ type topoConfig struct {
 	tun ipvs.TunnelType
 	v6  bool
 	xdp bool
+	// noClamp: TUN realservers without the MSS clamp (advmss), as
+	// when the path MTU is left to ICMP (TestNetnsTunPMTU).
+	noClamp bool
 }
 
 var topoCount atomic.Int32
@@ -115,7 +118,7 @@ func newTopoConfig(t *testing.T, cfg topoConfig) *topo {
 		rs.Sysctl("net.ipv4.conf.all.rp_filter", "0")
 		rs.Sysctl("net.ipv4.conf.e0.rp_filter", "0")
 		advmss := 0
-		if fwd == ipvs.Tunnel {
+		if fwd == ipvs.Tunnel && !cfg.noClamp {
 			advmss = 1400 // room for the outer header
 		}
 		e0.AddRoute("10.1.0.0/24", "", advmss)

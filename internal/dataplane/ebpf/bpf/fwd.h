@@ -13,6 +13,13 @@
  *
  * No TTL/hop-limit decrement: like IPVS, the director delivers the packet
  * to itself and sends it on.
+ *
+ * TUN and the MTU: the route lookup for the outer packet gets its length
+ * (inner + tun_overhead) as tot_len, so the kernel checks it against the
+ * route's MTU; the cached next hop keeps that MTU and repeats the check.
+ * A packet that does not fit is not encapsulated: the caller answers it
+ * as ip_vs_xmit.c's ensure_mtu_is_adequate does (tun_toobig in govs.c,
+ * icmp_too_big in icmp.h).
  */
 #ifndef GOVS_FWD_H
 #define GOVS_FWD_H
@@ -67,15 +74,21 @@ static __always_inline int nat_rewrite(struct __sk_buff *skb, const struct pkt *
 }
 
 /* route_lookup fills fib for a packet to dst (the realserver, or the
- * client for NAT replies) arriving on skb's device. */
+ * client for NAT replies) arriving on skb's device. tot_len 0: the MTU
+ * check uses the skb itself (GSO aware) and mtu_result is the egress
+ * device's MTU; otherwise tot_len (the packet's L3 length as it will
+ * leave) is checked against the route's MTU (route metric, PMTU
+ * exception, device), which mtu_result then holds, also with
+ * BPF_FIB_LKUP_RET_FRAG_NEEDED. */
 static __always_inline long route_lookup(struct __sk_buff *skb, struct bpf_fib_lookup *fib, __u8 family,
-					 const __u32 *src, const __u32 *dst, __u8 proto, __u32 flags)
+					 const __u32 *src, const __u32 *dst, __u8 proto, __u32 flags,
+					 __u32 tot_len)
 {
 	__builtin_memset(fib, 0, sizeof(*fib));
 	fib->family = family;
 	fib->l4_protocol = proto;
 	fib->ifindex = skb->ifindex;
-	/* tot_len 0: the MTU check uses the skb itself (GSO aware). */
+	fib->tot_len = tot_len;
 	if (family == AF_INET) {
 		fib->ipv4_src = src[0];
 		fib->ipv4_dst = dst[0];
@@ -225,6 +238,31 @@ struct gue_hdr {
 	__u8 proto_ctype;
 	__u16 flags;
 };
+
+/* The bytes encap adds in front of the inner packet. */
+static __always_inline __u32 tun_overhead(__u8 family, __u8 tun_type)
+{
+	__u32 l3 = family == AF_INET ? sizeof(struct iphdr) : sizeof(struct ipv6hdr);
+	return l3 + (tun_type == TUN_GUE ? sizeof(struct udphdr) + sizeof(struct gue_hdr) : 0);
+}
+
+/* tun_tot_len is the L3 length of the packet once encapsulated, for the
+ * route lookup's MTU check: 0 (check the skb, which passes) for a GSO
+ * packet, whose segments bpf_skb_adjust_room shrinks by the overhead
+ * (ip_vs_xmit.c skips GSO packets too). */
+static __always_inline __u32 tun_tot_len(__u32 gso_size, __u32 ip_len, __u32 overhead)
+{
+	__u32 t = ip_len + overhead;
+	if (gso_size)
+		return 0;
+	return t > 0xffff ? 0xffff : t;
+}
+
+/* tun_inner_mtu is the MTU left for the inner packet by a route MTU. */
+static __always_inline __u32 tun_inner_mtu(__u32 route_mtu, __u32 overhead)
+{
+	return route_mtu > overhead ? route_mtu - overhead : 0;
+}
 
 /* encap prepends an outer IPv4 or IPv6 header (and UDP+GUE for GUE) from
  * src to the realserver dst. The outer family is the inner family. */

@@ -49,6 +49,7 @@ struct scratch {
 	__u64 now; /* bpf_ktime_get_ns() of this packet */
 	__u32 did;
 	__u32 ctl; /* pick: the connection goes under template tk */
+	__u32 qbuf[QBUF_WORDS]; /* icmp_too_big's copy of the quote */
 };
 
 struct {
@@ -111,6 +112,48 @@ static __always_inline struct svc *svc_find(__u32 mark, const struct pkt *p)
 	return bpf_map_lookup_elem(&services, &k);
 }
 
+/* tun_toobig answers a TUN packet (x->p) that does not fit the route's
+ * MTU once encapsulated; mtu is what is left for the inner packet. The
+ * decisions are ip_vs_xmit.c's (ensure_mtu_is_adequate, and
+ * __ip_vs_get_out_rt's minimum MTU):
+ *
+ *   IPv4 with DF: fragmentation needed with mtu, to the client; below 68
+ *   (route MTU minus the outer headers) IPVS drops without an answer.
+ *   IPv4 without DF: IPVS encapsulates with the outer DF copied from the
+ *   inner (clear) and lets ip_local_out fragment the outer packet. A
+ *   redirected skb is never fragmented (the device drops what exceeds
+ *   its MTU), and BPF cannot make fragments, so the packet is dropped
+ *   and counted: the one case still lost (clients that clear DF have
+ *   switched path MTU discovery off).
+ *   IPv6: packet too big with mtu (at least 1280: a lower value would
+ *   make the client fragment to 1280 anyway; IPVS drops such packets).
+ *   An ICMP error (forwarded through the tunnel by icmp_error) is never
+ *   answered with one: dropped and counted, as IPVS does.
+ *
+ * GSO packets never get here (see tun_tot_len). */
+__attribute__((noinline)) int tun_toobig(struct __sk_buff *skb, struct scratch *x, __u32 mtu)
+{
+	if (!x)
+		return TC_ACT_SHOT;
+	struct pkt *p = &x->p;
+	if (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP)
+		goto drop;
+	if (p->family == AF_INET) {
+		__u16 frag;
+		if (bpf_skb_load_bytes(skb, p->l3_off + 6, &frag, 2) || !(frag & bpf_htons(IP_DF)) || mtu < 68)
+			goto drop;
+	} else if (mtu < IPV6_MIN_MTU) {
+		mtu = IPV6_MIN_MTU;
+	}
+	if (icmp_too_big(skb, p, mtu, x->qbuf))
+		goto drop;
+	count(p->family == AF_INET ? CTR_ICMP_FRAG_NEEDED : CTR_ICMP6_TOO_BIG);
+	return bpf_redirect(skb->ifindex, 0);
+drop:
+	count(CTR_DROP_TOO_BIG);
+	return TC_ACT_SHOT;
+}
+
 /* forward_in sends a client->server packet of connection x->cc. */
 __attribute__((noinline)) int forward_in(struct __sk_buff *skb, struct scratch *x)
 {
@@ -130,27 +173,29 @@ __attribute__((noinline)) int forward_in(struct __sk_buff *skb, struct scratch *
 		count(CTR_LOCAL);
 		return TC_ACT_OK;
 	}
-	hit = nh_get(c->dest_id, c->fwd, in, x->now, nh) == 0 && nh_fits(skb, nh);
+	hit = nh_get(c->dest_id, c->fwd, in, x->now, nh) == 0;
 	switch (c->fwd) {
 	case FWD_MASQ:
 		if (nat_rewrite(skb, p, 1, c->daddr, c->dport))
 			return TC_ACT_SHOT;
-		if (hit)
+		if (hit && nh_fits(skb, nh))
 			return nh_send(skb, nh);
-		rc = route_lookup(skb, fib, p->family, p->src, c->daddr, p->proto, 0);
+		rc = route_lookup(skb, fib, p->family, p->src, c->daddr, p->proto, 0, 0);
 		if (rc == BPF_FIB_LKUP_RET_SUCCESS)
 			nh_fill(c->dest_id, c->fwd, in, x->now, fib);
 		return send(skb, fib, rc, 1);
 	case FWD_ROUTE:
-		if (hit)
+		if (hit && nh_fits(skb, nh))
 			return nh_send(skb, nh);
-		rc = route_lookup(skb, fib, p->family, p->src, c->daddr, p->proto, 0);
+		rc = route_lookup(skb, fib, p->family, p->src, c->daddr, p->proto, 0, 0);
 		if (rc == BPF_FIB_LKUP_RET_SUCCESS)
 			nh_fill(c->dest_id, c->fwd, in, x->now, fib);
 		return send(skb, fib, rc, 0);
 	case FWD_TUNNEL: {
 		__u32 src[4] = {};
-		if (hit) {
+		__u32 ovh = tun_overhead(p->family, c->tun_type);
+		__u32 tot = tun_tot_len(skb->gso_size, p->ip_len, ovh);
+		if (hit && tot <= nh->mtu) {
 			__builtin_memcpy(src, nh->src, 16);
 			if (encap(skb, p, c, src)) {
 				count(CTR_DROP_ENCAP);
@@ -160,7 +205,9 @@ __attribute__((noinline)) int forward_in(struct __sk_buff *skb, struct scratch *
 		}
 		__u32 zero[4] = {};
 		rc = route_lookup(skb, fib, p->family, zero, c->daddr, p->family == AF_INET ? IPPROTO_IPIP : IPPROTO_IPV6,
-				  BPF_FIB_LOOKUP_SRC);
+				  BPF_FIB_LOOKUP_SRC, tot);
+		if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
+			return tun_toobig(skb, x, tun_inner_mtu(fib->mtu_result, ovh));
 		if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH) {
 			count(CTR_DROP_FIB);
 			return TC_ACT_SHOT;
@@ -196,7 +243,7 @@ __attribute__((noinline)) int nat_out(struct __sk_buff *skb, struct scratch *x)
 		return TC_ACT_SHOT;
 	__u32 vip[4];
 	__builtin_memcpy(vip, k->dst, 16);
-	long rc = route_lookup(skb, fib, p->family, vip, p->dst, p->proto, 0);
+	long rc = route_lookup(skb, fib, p->family, vip, p->dst, p->proto, 0, 0);
 	return send(skb, fib, rc, 1);
 }
 
@@ -236,7 +283,7 @@ __attribute__((noinline)) int icmp_error(struct __sk_buff *skb, struct scratch *
 				return TC_ACT_SHOT;
 			__u32 vip[4];
 			__builtin_memcpy(vip, k->dst, 16);
-			long rc = route_lookup(skb, fib, p->family, vip, p->dst, p->proto, 0);
+			long rc = route_lookup(skb, fib, p->family, vip, p->dst, p->proto, 0, 0);
 			return send(skb, fib, rc, 1);
 		}
 	}
@@ -260,7 +307,7 @@ __attribute__((noinline)) int icmp_error(struct __sk_buff *skb, struct scratch *
 		return forward_in(skb, x);
 	if (icmp_rewrite(skb, p, ic, 1, x->cc.daddr, x->cc.dport))
 		return TC_ACT_SHOT;
-	long rc = route_lookup(skb, fib, p->family, p->src, x->cc.daddr, p->proto, 0);
+	long rc = route_lookup(skb, fib, p->family, p->src, x->cc.daddr, p->proto, 0, 0);
 	return send(skb, fib, rc, 1);
 }
 
@@ -533,6 +580,7 @@ __attribute__((noinline)) int classify(struct scratch *x, __u32 mark, __u64 now)
 #define XMETA_MAGIC 0x676f7673 /* "govs" */
 #define XMETA_PASS 1	       /* hand to the stack untouched */
 #define XMETA_NEIGH 2	       /* bpf_redirect_neigh to ifindex, nh */
+#define XMETA_TOOBIG 3	       /* TUN, too big: answer with ICMP, MTU nh[0] */
 struct xmeta {
 	__u32 magic;
 	__u32 action;
@@ -547,6 +595,8 @@ int govs_tc(struct __sk_buff *skb)
 	/* A packet the XDP program already handled. */
 	void *meta = (void *)(long)skb->data_meta;
 	struct xmeta *xm = meta;
+	int toobig = 0;
+	__u32 toobig_mtu = 0;
 	if ((void *)(xm + 1) <= (void *)(long)skb->data && xm->magic == XMETA_MAGIC) {
 		if (xm->action == XMETA_NEIGH) {
 			struct bpf_redir_neigh nh = {};
@@ -555,7 +605,10 @@ int govs_tc(struct __sk_buff *skb)
 			count(CTR_REDIRECT_NEIGH);
 			return bpf_redirect_neigh(xm->ifindex, &nh, sizeof(nh), 0);
 		}
-		return TC_ACT_OK;
+		if (xm->action != XMETA_TOOBIG)
+			return TC_ACT_OK;
+		toobig = 1;
+		toobig_mtu = xm->nh[0];
 	}
 
 	/* Only frames addressed to this host's MAC are ours. A switch or
@@ -568,7 +621,7 @@ int govs_tc(struct __sk_buff *skb)
 	 * accepted. Not counted: the ctr map's size is a pinned format.
 	 * After the XDP note: XDP checked the MAC itself, and a frame it
 	 * encapsulated but could not send has no MACs written yet. */
-	if (skb->pkt_type != PACKET_HOST)
+	if (!toobig && skb->pkt_type != PACKET_HOST)
 		return TC_ACT_OK;
 
 	__u32 zero = 0;
@@ -582,6 +635,17 @@ int govs_tc(struct __sk_buff *skb)
 		bpf_skb_pull_data(skb, skb->len < PULL_LEN ? skb->len : PULL_LEN);
 
 	int r = parse((void *)(long)skb->data, (void *)(long)skb->data_end, skb->len, p);
+	if (toobig) {
+		/* XDP found a TUN packet too big for the tunnel and left the
+		 * answer to TC: one implementation of the ICMP error (skb
+		 * helpers grow and trim the frame, the quote's checksum is
+		 * summed from a copy). */
+		if (r != PARSE_OK) {
+			count(CTR_DROP_TOO_BIG);
+			return TC_ACT_SHOT;
+		}
+		return tun_toobig(skb, x, toobig_mtu);
+	}
 	if (r == PARSE_PROTO && ((p->family == AF_INET && p->proto == IPPROTO_ICMP) ||
 				 (p->family == AF_INET6 && p->proto == IPPROTO_ICMPV6)))
 		return icmp_error(skb, x, bpf_ktime_get_ns());

@@ -307,6 +307,11 @@ enum govs_ctr {
 	CTR_ICMP_OUT, /* an ICMP error about a NAT connection, to the client */
 	CTR_ICMP_IN,  /* an ICMP error about a reply, to the realserver */
 	CTR_XDP_REDIRECT, /* packets govs_xdp sent on itself */
+	/* TUN, a packet too big for the tunnel (route MTU - outer headers): */
+	CTR_ICMP_FRAG_NEEDED, /* IPv4 with DF: answered with fragmentation needed */
+	CTR_ICMP6_TOO_BIG,    /* IPv6: answered with packet too big */
+	CTR_DROP_TOO_BIG,     /* dropped: IPv4 without DF (a redirected skb cannot be
+			       * fragmented), an ICMP error, an MTU below 68 */
 	CTR_MAX,
 };
 

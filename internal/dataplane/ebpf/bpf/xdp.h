@@ -119,13 +119,17 @@ static __always_inline int xdp_nat_rewrite(struct xdp_md *ctx, const struct pkt 
 	return 0;
 }
 
+/* xdp_route_lookup is route_lookup for XDP: with tot_len 0 no MTU check
+ * at all (and mtu_result 0). */
 static __always_inline long xdp_route_lookup(struct xdp_md *ctx, struct bpf_fib_lookup *fib, __u8 family,
-					     const __u32 *src, const __u32 *dst, __u8 proto, __u32 flags)
+					     const __u32 *src, const __u32 *dst, __u8 proto, __u32 flags,
+					     __u32 tot_len)
 {
 	__builtin_memset(fib, 0, sizeof(*fib));
 	fib->family = family;
 	fib->l4_protocol = proto;
 	fib->ifindex = ctx->ingress_ifindex;
+	fib->tot_len = tot_len;
 	if (family == AF_INET) {
 		fib->ipv4_src = src[0];
 		fib->ipv4_dst = dst[0];
@@ -136,8 +140,10 @@ static __always_inline long xdp_route_lookup(struct xdp_md *ctx, struct bpf_fib_
 	return bpf_fib_lookup(ctx, fib, sizeof(*fib), flags);
 }
 
-/* xdp_pass_meta passes the frame on with a note for govs_tc. */
-static __always_inline int xdp_pass_meta(struct xdp_md *ctx, __u32 action, const struct bpf_fib_lookup *fib)
+/* xdp_pass_meta passes the frame on with a note for govs_tc (mtu: for
+ * XMETA_TOOBIG). */
+static __always_inline int xdp_pass_meta(struct xdp_md *ctx, __u32 action, const struct bpf_fib_lookup *fib,
+					 __u32 mtu)
 {
 	if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(struct xmeta)))
 		return XDP_PASS;
@@ -156,6 +162,8 @@ static __always_inline int xdp_pass_meta(struct xdp_md *ctx, __u32 action, const
 		else
 			__builtin_memcpy(m->nh, fib->ipv6_dst, 16);
 	}
+	if (action == XMETA_TOOBIG)
+		m->nh[0] = mtu;
 	return XDP_PASS;
 }
 
@@ -173,10 +181,10 @@ static __always_inline int xdp_send(struct xdp_md *ctx, struct bpf_fib_lookup *f
 		return bpf_redirect(fib->ifindex, 0);
 	}
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
-		return xdp_pass_meta(ctx, XMETA_NEIGH, fib);
+		return xdp_pass_meta(ctx, XMETA_NEIGH, fib, 0);
 	if (pass_on_fail) {
 		count(CTR_PASS_TO_STACK);
-		return xdp_pass_meta(ctx, XMETA_PASS, 0);
+		return xdp_pass_meta(ctx, XMETA_PASS, 0, 0);
 	}
 	count(CTR_DROP_FIB);
 	return XDP_DROP;
@@ -249,7 +257,8 @@ static __always_inline int xdp_encap(struct xdp_md *ctx, const struct pkt *p, co
 }
 
 /* xdp_nh_send sends the frame by a cached next hop (fwd.h). XDP's own
- * route lookup makes no MTU check (tot_len 0), so neither does this. */
+ * route lookup makes no MTU check for NAT and DR (tot_len 0: their
+ * packets do not grow), so neither does this; TUN checks before. */
 static __always_inline int xdp_nh_send(struct xdp_md *ctx, const struct nexthop *nh)
 {
 	void *data = (void *)(long)ctx->data;
@@ -280,7 +289,7 @@ __attribute__((noinline)) int xdp_forward_in(struct xdp_md *ctx, struct scratch 
 	count(CTR_FWD_IN);
 	if (c->fwd == FWD_LOCAL) {
 		count(CTR_LOCAL);
-		return xdp_pass_meta(ctx, XMETA_PASS, 0);
+		return xdp_pass_meta(ctx, XMETA_PASS, 0, 0);
 	}
 	hit = nh_get(c->dest_id, c->fwd, in, x->now, nh) == 0;
 	switch (c->fwd) {
@@ -289,20 +298,22 @@ __attribute__((noinline)) int xdp_forward_in(struct xdp_md *ctx, struct scratch 
 			return XDP_DROP;
 		if (hit)
 			return xdp_nh_send(ctx, nh);
-		rc = xdp_route_lookup(ctx, fib, p->family, p->src, c->daddr, p->proto, 0);
+		rc = xdp_route_lookup(ctx, fib, p->family, p->src, c->daddr, p->proto, 0, 0);
 		if (rc == BPF_FIB_LKUP_RET_SUCCESS)
 			nh_fill(c->dest_id, c->fwd, in, x->now, fib); /* mtu 0: TC looks up again */
 		return xdp_send(ctx, fib, rc, 1);
 	case FWD_ROUTE:
 		if (hit)
 			return xdp_nh_send(ctx, nh);
-		rc = xdp_route_lookup(ctx, fib, p->family, p->src, c->daddr, p->proto, 0);
+		rc = xdp_route_lookup(ctx, fib, p->family, p->src, c->daddr, p->proto, 0, 0);
 		if (rc == BPF_FIB_LKUP_RET_SUCCESS)
 			nh_fill(c->dest_id, c->fwd, in, x->now, fib);
 		return xdp_send(ctx, fib, rc, 0);
 	case FWD_TUNNEL: {
 		__u32 src[4] = {};
-		if (hit) {
+		__u32 ovh = tun_overhead(p->family, c->tun_type);
+		__u32 tot = tun_tot_len(0, p->ip_len, ovh);
+		if (hit && tot <= nh->mtu) {
 			__builtin_memcpy(src, nh->src, 16);
 			if (xdp_encap(ctx, p, c, src)) {
 				count(CTR_DROP_ENCAP);
@@ -312,7 +323,9 @@ __attribute__((noinline)) int xdp_forward_in(struct xdp_md *ctx, struct scratch 
 		}
 		__u32 zero[4] = {};
 		rc = xdp_route_lookup(ctx, fib, p->family, zero, c->daddr,
-				      p->family == AF_INET ? IPPROTO_IPIP : IPPROTO_IPV6, BPF_FIB_LOOKUP_SRC);
+				      p->family == AF_INET ? IPPROTO_IPIP : IPPROTO_IPV6, BPF_FIB_LOOKUP_SRC, tot);
+		if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) /* govs_tc answers it (tun_toobig) */
+			return xdp_pass_meta(ctx, XMETA_TOOBIG, 0, tun_inner_mtu(fib->mtu_result, ovh));
 		if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH) {
 			count(CTR_DROP_FIB);
 			return XDP_DROP;
@@ -346,7 +359,7 @@ __attribute__((noinline)) int xdp_nat_out(struct xdp_md *ctx, struct scratch *x)
 		return XDP_DROP;
 	__u32 vip[4];
 	__builtin_memcpy(vip, k->dst, 16);
-	long rc = xdp_route_lookup(ctx, &x->fib, p->family, vip, p->dst, p->proto, 0);
+	long rc = xdp_route_lookup(ctx, &x->fib, p->family, vip, p->dst, p->proto, 0, 0);
 	return xdp_send(ctx, &x->fib, rc, 1);
 }
 
