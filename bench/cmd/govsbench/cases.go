@@ -28,6 +28,8 @@ type benchCase struct {
 	setup func(ctx context.Context, h *harness, t *topo) (pid int, err error)
 	// direct: the client talks to the realservers' addresses, not the VIP.
 	direct bool
+	// optIn: a diagnostic case, run only when --cases names it exactly.
+	optIn bool
 }
 
 // errNotAvailable marks a case the build cannot run yet (XDP before the
@@ -53,11 +55,21 @@ func allCases() []benchCase {
 				name: "govs-" + at + "-" + m.name, routing: r,
 				desc: fmt.Sprintf("govsd --dataplane ebpf at %s, %s (ipvsadm %s)", strings.ToUpper(at), strings.ToUpper(m.name), m.flag),
 				setup: func(ctx context.Context, h *harness, t *topo) (int, error) {
-					return h.setupGovsEBPF(ctx, t, xdp, m.flag)
+					return h.setupGovsEBPF(ctx, t, xdp, m.flag, len(rsIPs))
 				},
 			})
 		}
 	}
+	// The same as govs-tc-dr with VIP:80 on rs1 alone, as `direct` sends
+	// every connection to rs1: tells the director's cost from the cost of
+	// spreading the load over both realservers.
+	cs = append(cs, benchCase{
+		name: "govs-tc-dr-rs1", routing: directReply, optIn: true,
+		desc: "govs-tc-dr with VIP:80 on rs1 alone, like direct (diagnostic; run only when named)",
+		setup: func(ctx context.Context, h *harness, t *topo) (int, error) {
+			return h.setupGovsEBPF(ctx, t, false, "-g", 1)
+		},
+	})
 	cs = append(cs,
 		benchCase{name: "nftables", desc: "nftables DNAT, numgen random mod 2 vmap (kube-proxy's nftables mode)", routing: viaDirector,
 			setup: func(ctx context.Context, h *harness, t *topo) (int, error) { return 0, h.setupNft(ctx, t) }},
@@ -162,20 +174,23 @@ func lastLog(t *topo, p *proc) string {
 	return ""
 }
 
-// services configures VIP:80 over both realservers (rr), VIP:5201 on
-// rs1 alone (iperf3's control and data connections must meet) and UDP
-// VIP:9000 over both (the flood).
-func (h *harness) services(ctx context.Context, sock, fwd string) error {
+// services configures VIP:80 over the first web realservers (rr; both
+// but for a diagnostic case), VIP:5201 on rs1 alone (iperf3's control and
+// data connections must meet) and UDP VIP:9000 over both (the flood).
+func (h *harness) services(ctx context.Context, sock, fwd string, web int) error {
 	cmds := [][]string{
 		{"-A", "-t", vip + ":80", "-s", "rr"},
-		{"-a", "-t", vip + ":80", "-r", rsIPs[0] + ":80", fwd, "-w", "1"},
-		{"-a", "-t", vip + ":80", "-r", rsIPs[1] + ":80", fwd, "-w", "1"},
+	}
+	for _, ip := range rsIPs[:web] {
+		cmds = append(cmds, []string{"-a", "-t", vip + ":80", "-r", ip + ":80", fwd, "-w", "1"})
+	}
+	cmds = append(cmds, [][]string{
 		{"-A", "-t", vip + ":5201", "-s", "rr"},
 		{"-a", "-t", vip + ":5201", "-r", rsIPs[0] + ":5201", fwd, "-w", "1"},
 		{"-A", "-u", fmt.Sprintf("%s:%d", vip, floodPort), "-s", "rr"},
 		{"-a", "-u", fmt.Sprintf("%s:%d", vip, floodPort), "-r", fmt.Sprintf("%s:%d", rsIPs[0], floodPort), fwd, "-w", "1"},
 		{"-a", "-u", fmt.Sprintf("%s:%d", vip, floodPort), "-r", fmt.Sprintf("%s:%d", rsIPs[1], floodPort), fwd, "-w", "1"},
-	}
+	}...)
 	for _, c := range cmds {
 		if err := h.govsadm(ctx, sock, c...); err != nil {
 			return err
@@ -184,7 +199,7 @@ func (h *harness) services(ctx context.Context, sock, fwd string) error {
 	return nil
 }
 
-func (h *harness) setupGovsEBPF(ctx context.Context, t *topo, xdp bool, fwd string) (int, error) {
+func (h *harness) setupGovsEBPF(ctx context.Context, t *topo, xdp bool, fwd string, web int) (int, error) {
 	pin := fmt.Sprintf("/sys/fs/bpf/govsbench-%d-%d", os.Getpid(), t.seq)
 	t.onClose(func() { _ = ebpf.Remove(pin) })
 	args := []string{"--dataplane", "ebpf", "--interface", "d0", "--bpf-pin-path", pin, "--max-conns", "1048576"}
@@ -226,7 +241,7 @@ func (h *harness) setupGovsEBPF(ctx context.Context, t *topo, xdp bool, fwd stri
 		}
 		return 0, err
 	}
-	if err := h.services(ctx, sock, fwd); err != nil {
+	if err := h.services(ctx, sock, fwd, web); err != nil {
 		return 0, err
 	}
 	return p.pid(), nil
@@ -237,7 +252,7 @@ func (h *harness) setupGovsProxy(ctx context.Context, t *topo) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := h.services(ctx, sock, "-m"); err != nil {
+	if err := h.services(ctx, sock, "-m", len(rsIPs)); err != nil {
 		return 0, err
 	}
 	return p.pid(), nil

@@ -106,8 +106,19 @@ func mainErr() int {
 		}
 		return false
 	}
+	named := func(name string) bool {
+		for _, s := range strings.Split(*casesFlag, ",") {
+			if strings.TrimSpace(s) == name {
+				return true
+			}
+		}
+		return false
+	}
 	var cases []benchCase
 	for _, c := range all {
+		if c.optIn && !named(c.name) {
+			continue
+		}
 		if sel(c.name) {
 			cases = append(cases, c)
 		}
