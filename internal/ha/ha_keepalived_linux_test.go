@@ -102,23 +102,8 @@ vrrp_instance VI_1 {
 // startGovsdConf runs govsd for director i with conf, as start does.
 func (h *haTopo) startGovsdConf(i int, conf string) *govsdProc {
 	h.t.Helper()
-	name := string(rune('A' + i))
-	file := filepath.Join(h.dir, name+".conf")
-	if err := os.WriteFile(file, []byte(conf), 0o644); err != nil {
-		h.t.Fatal(err)
-	}
-	p := &govsdProc{socket: filepath.Join(h.dir, name+".sock"), done: make(chan struct{})}
-	p.cmd = exec.Command("ip", "netns", "exec", h.dirs[i].Name, h.govsd, "-f", file,
-		"--dataplane", "ebpf", "--interface", "eth0", "--bpf-pin-path", "/sys/fs/bpf/govs-ha-"+name,
-		"--socket", p.socket, "--metrics-address", "", "--sync-sweep-period", "2s", "--log-level", "debug")
-	p.cmd.Stdout, p.cmd.Stderr = p, p
-	if err := p.cmd.Start(); err != nil {
-		h.t.Fatal(err)
-	}
-	go func() { p.cmd.Wait(); close(p.done) }()
-	h.procs[i] = p
-	h.t.Cleanup(func() { p.kill(h.t) })
-	return p
+	name, _, _ := role(i)
+	return h.startWith(i, conf, "eth0", "/sys/fs/bpf/govs-ha-"+name)
 }
 
 // stop ends govsd cleanly (SIGTERM: a master sends priority 0 and

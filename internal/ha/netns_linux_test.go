@@ -204,22 +204,35 @@ virtual_server 10.9.0.100 7 {
 }
 `
 
-// start runs govsd for director i (0: A, priority 150, state MASTER; 1:
-// B, priority 100, BACKUP).
+// role is director i's VRRP state and priority in the tests' configs
+// (0: A, MASTER 150; 1: B, BACKUP 100), and its name.
+func role(i int) (name, state string, prio int) {
+	if i == 1 {
+		return "B", "BACKUP", 100
+	}
+	return "A", "MASTER", 150
+}
+
+// start runs govsd for director i on haConf.
 func (h *haTopo) start(i int) *govsdProc {
 	h.t.Helper()
-	name := string(rune('A' + i))
-	state, prio := "MASTER", 150
-	if i == 1 {
-		state, prio = "BACKUP", 100
-	}
-	conf := filepath.Join(h.dir, name+".conf")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, haConf, name, state, prio), 0o644); err != nil {
+	name, state, prio := role(i)
+	return h.startWith(i, fmt.Sprintf(haConf, name, state, prio), "eth0", "/sys/fs/bpf/govs-ha-"+name)
+}
+
+// startWith runs govsd for director i in its namespace with the
+// keepalived.conf text conf, the ebpf data plane on ifaces and its BPF
+// pinned under pin; it is killed at cleanup.
+func (h *haTopo) startWith(i int, conf, ifaces, pin string) *govsdProc {
+	h.t.Helper()
+	name, _, _ := role(i)
+	file := filepath.Join(h.dir, name+".conf")
+	if err := os.WriteFile(file, []byte(conf), 0o644); err != nil {
 		h.t.Fatal(err)
 	}
 	p := &govsdProc{socket: filepath.Join(h.dir, name+".sock"), done: make(chan struct{})}
-	p.cmd = exec.Command("ip", "netns", "exec", h.dirs[i].Name, h.govsd, "-f", conf,
-		"--dataplane", "ebpf", "--interface", "eth0", "--bpf-pin-path", "/sys/fs/bpf/govs-ha-"+name,
+	p.cmd = exec.Command("ip", "netns", "exec", h.dirs[i].Name, h.govsd, "-f", file,
+		"--dataplane", "ebpf", "--interface", ifaces, "--bpf-pin-path", pin,
 		"--socket", p.socket, "--metrics-address", "", "--sync-sweep-period", "2s", "--log-level", "debug")
 	p.cmd.Stdout, p.cmd.Stderr = p, p
 	if err := p.cmd.Start(); err != nil {

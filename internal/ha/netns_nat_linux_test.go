@@ -136,31 +136,11 @@ func newNATTopo(t *testing.T) *natTopo {
 	return &natTopo{h}
 }
 
-// start runs govsd for director i (0: A, priority 150, state MASTER; 1:
-// B, priority 100, BACKUP) on both interfaces.
+// start runs govsd for director i on natConf, on both interfaces.
 func (h *natTopo) start(i int) *govsdProc {
 	h.t.Helper()
-	name := string(rune('A' + i))
-	state, prio := "MASTER", 150
-	if i == 1 {
-		state, prio = "BACKUP", 100
-	}
-	conf := filepath.Join(h.dir, name+".conf")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, natConf, name, state, prio), 0o644); err != nil {
-		h.t.Fatal(err)
-	}
-	p := &govsdProc{socket: filepath.Join(h.dir, name+".sock"), done: make(chan struct{})}
-	p.cmd = exec.Command("ip", "netns", "exec", h.dirs[i].Name, h.govsd, "-f", conf,
-		"--dataplane", "ebpf", "--interface", "eth0,eth1", "--bpf-pin-path", "/sys/fs/bpf/govs-hanat-"+name,
-		"--socket", p.socket, "--metrics-address", "", "--sync-sweep-period", "2s", "--log-level", "debug")
-	p.cmd.Stdout, p.cmd.Stderr = p, p
-	if err := p.cmd.Start(); err != nil {
-		h.t.Fatal(err)
-	}
-	go func() { p.cmd.Wait(); close(p.done) }()
-	h.procs[i] = p
-	h.t.Cleanup(func() { p.kill(h.t) })
-	return p
+	name, state, prio := role(i)
+	return h.startWith(i, fmt.Sprintf(natConf, name, state, prio), "eth0,eth1", "/sys/fs/bpf/govs-hanat-"+name)
 }
 
 // crash is haTopo.crash on both of the director's interfaces, in one
