@@ -17,6 +17,19 @@
 // rebuilds govs_bpfel.{go,o} and decap_bpfel.{go,o} with clang-14
 // (pinned in gen.go).
 //
+// # Firewall marks: a known gap
+//
+// Firewall-mark services match skb->mark at TC ingress. The kernel runs
+// TC ingress (sch_handle_ingress, TCX included) before netfilter
+// (nf_ingress, then PREROUTING), so a mark that nftables or iptables
+// sets on the director is NOT yet on the packet when govs_tc sees it.
+// The fixtures set the mark through the test context, which proves the
+// lookup and the per-mark templates, not the integration. Until govs
+// classifies marks itself (a mark-rule map evaluated in BPF before the
+// service lookup, configured alongside the services), a fwmark service
+// on this data plane only sees marks set before TC ingress (e.g. by
+// another TC program earlier in the chain).
+//
 // # Packet path
 //
 // Only frames addressed to the director are its business. govs_tc
@@ -382,8 +395,8 @@
 // with direct writes and hand-updated checksums (RFC 1624) and
 // bpf_redirect; it passes untouched what it does not handle (ARP, ICMP
 // errors, fragments, packets for no service, and firewall-mark services:
-// marks are set by nftables, after XDP, so those connections start at
-// TC; their later packets are found in the connection table by XDP). When
+// XDP has no mark, so those connections start at TC; their later packets
+// are found in the connection table by XDP). When
 // it acted on a packet but cannot send it itself (a Local destination, a
 // NAT packet without a route, an unresolved neighbour: XDP has no
 // bpf_redirect_neigh) it passes it with a struct xmeta in the XDP
