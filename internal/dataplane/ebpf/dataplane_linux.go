@@ -54,6 +54,12 @@ type Options struct {
 	// SweepInterval is how often expired connections are removed and
 	// their destinations' counters decremented (default 1s).
 	SweepInterval time.Duration
+	// MarkRules give firewall marks to packets that have none, in order,
+	// first match wins (at most MaxMarkRules): how firewall-mark
+	// services see their traffic, as govs runs before netfilter and a
+	// mark nftables or iptables sets comes too late. New writes them;
+	// they are not pinned.
+	MarkRules []MarkRule
 }
 
 // Dataplane is the eBPF data plane: govs_tc attached at TC ingress of the
@@ -80,6 +86,9 @@ var _ dataplane.Dataplane = (*Dataplane)(nil)
 // existing pinned link is updated in place to the new program, so
 // forwarding never stops) and starts the expiry sweeper.
 func New(opts Options, log *slog.Logger) (*Dataplane, error) {
+	if err := validateMarkRules(opts.MarkRules); err != nil {
+		return nil, err
+	}
 	if opts.PinPath == "" {
 		opts.PinPath = DefaultPinPath
 	}
@@ -98,8 +107,9 @@ func New(opts Options, log *slog.Logger) (*Dataplane, error) {
 	}
 	for name, m := range spec.Maps {
 		// Per-CPU scratch and the next-hop cache are not state worth
-		// keeping: a restart starts them empty.
-		if strings.HasSuffix(name, "scratch") || name == "nexthop" || name == "nh_gen" || name == ".rodata" || m.Name == "govs_bpf.rodata" {
+		// keeping: a restart starts them empty. The mark rules are
+		// configuration: New writes them from Options.
+		if strings.HasSuffix(name, "scratch") || name == "nexthop" || name == "nh_gen" || strings.HasPrefix(name, "mark_") || name == ".rodata" || m.Name == "govs_bpf.rodata" {
 			continue
 		}
 		m.Pinning = ebpf.PinByName
@@ -112,6 +122,10 @@ func New(opts Options, log *slog.Logger) (*Dataplane, error) {
 			return nil, fmt.Errorf("load BPF objects: %+v", ve)
 		}
 		return nil, fmt.Errorf("load BPF objects (a map pinned by an incompatible version? remove %s with govsd --ebpf-remove): %w", opts.PinPath, err)
+	}
+	if err := writeMarkRules(&d.objs, opts.MarkRules); err != nil {
+		d.objs.Close()
+		return nil, err
 	}
 	d.nh, err = startNHWatch(d.objs.NhGen, log)
 	if err != nil {

@@ -24,6 +24,7 @@ type Options struct {
 	MaxDests        uint32
 	MaxHashServices uint32
 	SweepInterval   time.Duration
+	MarkRules       []MarkRule
 }
 
 // Dataplane is the eBPF data plane; it exists only on Linux.

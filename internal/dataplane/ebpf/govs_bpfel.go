@@ -94,6 +94,18 @@ type govsLblcVal struct {
 	Ids     [32]uint32
 }
 
+type govsMarkRule struct {
+	_        structs.HostLayout
+	Daddr    [4]uint32
+	Mark     uint32
+	DportMin uint16
+	DportMax uint16
+	Family   uint8
+	Proto    uint8
+	Plen     uint8
+	Pad      uint8
+}
+
 type govsNatKey struct {
 	_      structs.HostLayout
 	Src    [4]uint32
@@ -198,6 +210,8 @@ const (
 	govsMapIfmac        = "ifmac"
 	govsMapLbScratch    = "lb_scratch"
 	govsMapLblc         = "lblc"
+	govsMapMarkNrules   = "mark_nrules"
+	govsMapMarkRules    = "mark_rules"
 	govsMapNat          = "nat"
 	govsMapNexthop      = "nexthop"
 	govsMapNhGen        = "nh_gen"
@@ -277,6 +291,8 @@ type govsMapSpecs struct {
 	Ifmac        *ebpf.MapSpec `ebpf:"ifmac"`
 	LbScratch    *ebpf.MapSpec `ebpf:"lb_scratch"`
 	Lblc         *ebpf.MapSpec `ebpf:"lblc"`
+	MarkNrules   *ebpf.MapSpec `ebpf:"mark_nrules"`
+	MarkRules    *ebpf.MapSpec `ebpf:"mark_rules"`
 	Nat          *ebpf.MapSpec `ebpf:"nat"`
 	Nexthop      *ebpf.MapSpec `ebpf:"nexthop"`
 	NhGen        *ebpf.MapSpec `ebpf:"nh_gen"`
@@ -326,6 +342,8 @@ type govsMaps struct {
 	Ifmac        *ebpf.Map `ebpf:"ifmac"`
 	LbScratch    *ebpf.Map `ebpf:"lb_scratch"`
 	Lblc         *ebpf.Map `ebpf:"lblc"`
+	MarkNrules   *ebpf.Map `ebpf:"mark_nrules"`
+	MarkRules    *ebpf.Map `ebpf:"mark_rules"`
 	Nat          *ebpf.Map `ebpf:"nat"`
 	Nexthop      *ebpf.Map `ebpf:"nexthop"`
 	NhGen        *ebpf.Map `ebpf:"nh_gen"`
@@ -351,6 +369,8 @@ func (m *govsMaps) Close() error {
 		m.Ifmac,
 		m.LbScratch,
 		m.Lblc,
+		m.MarkNrules,
+		m.MarkRules,
 		m.Nat,
 		m.Nexthop,
 		m.NhGen,

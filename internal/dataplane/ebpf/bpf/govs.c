@@ -11,7 +11,9 @@
  *   2. a NAT reply (nat map): rewrite the source back to VIP:vport, route;
  *   3. a known connection (conns map): state transition, forward;
  *   4. a virtual service (services map: fwmark, then proto+VIP+port, then
- *      proto+VIP+port 0): schedule, create the connection, forward;
+ *      proto+VIP+port 0): schedule, create the connection, forward; the
+ *      mark is skb->mark or, if 0, the first matching mark_rules entry
+ *      (mark_match, evaluated after parsing);
  *   5. anything else passes to the stack.
  */
 #include <linux/bpf.h>
@@ -30,6 +32,16 @@
 #include "icmp.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* mark_match's bpf_loop context (in the scratch map, see sched.h). */
+struct mark_ctx {
+	__u32 dst[4];
+	__u32 n;
+	__u32 mark;
+	__u16 dport; /* host order */
+	__u8 family;
+	__u8 proto;
+};
 
 /* Per-CPU scratch space: the program's working structures do not fit in
  * the 512-byte BPF stack once everything is inlined. */
@@ -50,6 +62,7 @@ struct scratch {
 	__u32 did;
 	__u32 ctl; /* pick: the connection goes under template tk */
 	__u32 qbuf[QBUF_WORDS]; /* icmp_too_big's copy of the quote */
+	struct mark_ctx mc;
 };
 
 struct {
@@ -110,6 +123,57 @@ static __always_inline struct svc *svc_find(__u32 mark, const struct pkt *p)
 		return s;
 	k.port = 0; /* a persistent "all ports" service */
 	return bpf_map_lookup_elem(&services, &k);
+}
+
+static __always_inline __u32 prefix_mask(__u32 plen, __u32 word)
+{
+	__u32 bits = plen > word * 32 ? plen - word * 32 : 0;
+	if (bits >= 32)
+		return 0xffffffff;
+	if (bits == 0)
+		return 0;
+	return bpf_htonl(0xffffffff << (32 - bits));
+}
+
+static long mark_step(__u64 i, void *data)
+{
+	struct mark_ctx *c = *(struct mark_ctx **)data;
+	__u32 k = (__u32)i;
+	if (k >= c->n)
+		return 1;
+	struct mark_rule *r = bpf_map_lookup_elem(&mark_rules, &k);
+	if (!r)
+		return 1;
+	if (r->family != c->family || (r->proto && r->proto != c->proto) ||
+	    c->dport < r->dport_min || c->dport > r->dport_max)
+		return 0;
+	__u32 plen = r->plen;
+	for (__u32 w = 0; w < 4; w++)
+		if ((c->dst[w] & prefix_mask(plen, w)) != r->daddr[w])
+			return 0;
+	c->mark = r->mark;
+	return 1;
+}
+
+/* mark_match is the firewall mark of the first rule in mark_rules that
+ * matches the parsed packet x->p, 0 if none: govs classifies marks
+ * itself, as TC ingress and XDP run before netfilter could set one. */
+static __always_inline __u32 mark_match(struct scratch *x)
+{
+	__u32 zero = 0;
+	__u32 *n = bpf_map_lookup_elem(&mark_nrules, &zero);
+	if (!n || !*n)
+		return 0;
+	struct mark_ctx *c = &x->mc;
+	__builtin_memcpy(c->dst, x->p.dst, 16);
+	c->n = *n;
+	c->mark = 0;
+	c->dport = bpf_ntohs(x->p.dport);
+	c->family = x->p.family;
+	c->proto = x->p.proto;
+	struct mark_ctx *cp = c;
+	bpf_loop(GOVS_MAX_MARK_RULES, mark_step, &cp, 0);
+	return c->mark;
 }
 
 /* tun_toobig answers a TUN packet (x->p) that does not fit the route's
@@ -656,7 +720,16 @@ int govs_tc(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	}
 	x->now = bpf_ktime_get_ns();
-	switch (classify(x, skb->mark, x->now)) {
+	/* Firewall-mark rules: netfilter has not run yet (TC ingress comes
+	 * first), so a mark rule of ours stands in for its MARK target. The
+	 * stack sees the mark too if the packet is passed. */
+	__u32 mark = skb->mark;
+	if (!mark) {
+		mark = mark_match(x);
+		if (mark)
+			skb->mark = mark;
+	}
+	switch (classify(x, mark, x->now)) {
 	case CL_OUT:
 		return nat_out(skb, x);
 	case CL_IN:

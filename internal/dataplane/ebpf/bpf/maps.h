@@ -162,6 +162,23 @@ struct {
 	__type(value, __u32);
 } nh_gen SEC(".maps");
 
+/* Firewall-mark rules, evaluated in order (mark_match in govs.c), and
+ * their count in mark_nrules[0]. Written by New from Options.MarkRules;
+ * not pinned: configuration, not state. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, GOVS_MAX_MARK_RULES);
+	__type(key, __u32);
+	__type(value, struct mark_rule);
+} mark_rules SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} mark_nrules SEC(".maps");
+
 /* What the program did, per CPU (enum govs_ctr). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -32,6 +32,8 @@
 #define GOVS_SCHED_TABLES 256
 /* lblcr's destination sets: at most this many members. */
 #define GOVS_LBLCR_SET 32
+/* Firewall-mark rules (mark_rules): at most this many. */
+#define GOVS_MAX_MARK_RULES 256
 
 /* Forwarding methods: the kernel's IP_VS_CONN_F_* values (ipvs.FwdMethod). */
 #define FWD_MASQ 0
@@ -69,6 +71,20 @@ enum govs_sched {
 #define SVC_F_ONEPACKET 0x04
 #define SVC_F_SCHED1 0x08 /* sh/mh fallback */
 #define SVC_F_SCHED2 0x10 /* sh/mh port */
+
+/* A firewall-mark rule (mark_rules): a packet of family, proto (0: any),
+ * destination in daddr/plen (daddr network order, already masked) and
+ * destination port in [dport_min, dport_max] (host order) gets mark. */
+struct mark_rule {
+	__u32 daddr[4];
+	__u32 mark;
+	__u16 dport_min;
+	__u16 dport_max;
+	__u8 family;
+	__u8 proto;
+	__u8 plen;
+	__u8 pad;
+};
 
 /* Key of a virtual service: proto+VIP+port, or a firewall mark (then
  * proto, port and addr are zero). */

@@ -7,13 +7,15 @@
  * XDP forwards what it can do alone: parsed TCP/UDP of known or new
  * connections by NAT (both directions), DR and TUN, with direct packet
  * writes and checksums updated by hand (RFC 1624). Everything else it
- * passes untouched and TC does it: ARP, ICMP errors, fragments, packets
- * for firewall-mark services (XDP runs before nftables sets marks),
- * anything not for a service. When XDP has acted on a packet but needs
- * the stack or TC to send it (Local destinations, a NAT packet whose
- * route lookup failed, a neighbour not resolved yet: XDP has no
- * bpf_redirect_neigh) it leaves a struct xmeta in the packet's metadata
- * and passes it; govs_tc reads it and only does what it says. A driver
+ * passes untouched and TC does it: ARP, ICMP errors, fragments,
+ * anything not for a service, and new connections of firewall-mark
+ * services: XDP has no mark and does not evaluate mark_rules (TC does,
+ * mark_match); their later packets are found in the connection table.
+ * When XDP has acted on a packet but needs the stack or TC to send it
+ * (Local destinations, a NAT packet whose route lookup failed, a
+ * neighbour not resolved yet: XDP has no bpf_redirect_neigh) it leaves
+ * a struct xmeta in the packet's metadata and passes it; govs_tc reads
+ * it and only does what it says. A driver
  * without XDP metadata gets the packet without it: TC then handles it
  * again (a NAT or TUN packet, already rewritten, is then forwarded by the
  * stack; a DR packet is counted twice).
