@@ -18,32 +18,8 @@ import (
 	"github.com/govs/govs/internal/netns"
 )
 
-var (
-	govsadmOnce sync.Once
-	govsadmPath string
-	govsadmErr  error
-)
-
 // govsadmBinary builds govsadm once per test binary.
-func govsadmBinary(t *testing.T) string {
-	t.Helper()
-	govsadmOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "govsadm-ha-test")
-		if err != nil {
-			govsadmErr = err
-			return
-		}
-		govsadmPath = filepath.Join(dir, "govsadm")
-		out, err := exec.Command("go", "build", "-o", govsadmPath, "github.com/govs/govs/cmd/govsadm").CombinedOutput()
-		if err != nil {
-			govsadmErr = fmt.Errorf("go build govsadm: %v: %s", err, out)
-		}
-	})
-	if govsadmErr != nil {
-		t.Fatal(govsadmErr)
-	}
-	return govsadmPath
-}
+func govsadmBinary(t *testing.T) string { return buildBinary(t, "github.com/govs/govs/cmd/govsadm") }
 
 // startPlain runs govsd for director i without a configuration file:
 // an empty table that only govsadm fills, as `govsd` alone starts.

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -69,32 +70,34 @@ func (p *govsdProc) logText() string {
 	return p.log.String()
 }
 
-var (
-	buildOnce sync.Once
-	buildPath string
-	buildErr  error
-)
+// builds holds one sync.OnceValues per command the tests build, so each
+// is built once per test binary.
+var builds sync.Map // import path -> func() (string, error)
+
+// buildBinary builds the command at import path pkg once per test binary
+// and returns the binary's path.
+func buildBinary(t *testing.T, pkg string) string {
+	t.Helper()
+	f, _ := builds.LoadOrStore(pkg, sync.OnceValues(func() (string, error) {
+		dir, err := os.MkdirTemp("", "govs-ha-test")
+		if err != nil {
+			return "", err
+		}
+		bin := filepath.Join(dir, path.Base(pkg))
+		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+			return "", fmt.Errorf("go build %s: %v: %s", pkg, err, out)
+		}
+		return bin, nil
+	}))
+	bin, err := f.(func() (string, error))()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
 
 // govsdBinary builds govsd once per test binary.
-func govsdBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "govsd-ha-test")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		buildPath = filepath.Join(dir, "govsd")
-		out, err := exec.Command("go", "build", "-o", buildPath, "github.com/govs/govs/cmd/govsd").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build govsd: %v: %s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return buildPath
-}
+func govsdBinary(t *testing.T) string { return buildBinary(t, "github.com/govs/govs/cmd/govsd") }
 
 func newHATopo(t *testing.T) *haTopo {
 	t.Helper()
