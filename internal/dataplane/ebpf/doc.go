@@ -391,6 +391,12 @@
 //     whose ethertype is IPv4/IPv6 but whose IP header is cut short
 //     (EINVAL), so those cases are covered by parse.h's bounds checks
 //     (which the verifier enforces) rather than by fixtures.
+//   - The stack is at its limit: an attempt to fold repeated key-filling
+//     code (nat_key/conn_key setters in govs.c) and to make dview_get call
+//     dview_id (one more __u32 slot) was refused with "combined stack size
+//     of 4 calls is 560. Too large" at sched_lblc. Before deduplicating
+//     code on the scheduling path, move the new locals into the scratch
+//     map or check the combined stack of the bpf_loop call chains.
 //
 // # veth notes
 //
